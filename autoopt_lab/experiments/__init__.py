@@ -1,0 +1,60 @@
+"""Reproducing the paper: single runs, grids, a results store, resumable sweeps, and the
+analysis the notebooks call.
+
+>>> from autoopt_lab.experiments import RunConfig, run
+>>> cfg = RunConfig("fashion-mnist", "autosgd", batch_size=128, epochs=10, seed=0)
+>>> result = run(cfg)  # doctest: +SKIP
+"""
+
+from .config import AUTO_OPTIMIZERS, OPTIMIZERS, RunConfig, config_key
+from .executors import (
+    Executor,
+    ProcessExecutor,
+    RunOutcome,
+    SerialExecutor,
+    executor_names,
+    make_executor,
+    register_executor,
+)
+from .grids import dedupe, grid
+from .paper import (
+    PAPER_BATCH_SIZES,
+    PAPER_LRS,
+    PAPER_MOMENTA,
+    PAPER_SEEDS,
+    PAPER_TABLE2,
+    TABLE2_BATCH_SIZE,
+)
+from .run import RunResult, evaluate, library_versions, resolve_device, run
+from .store import ResultsStore
+from .sweep import SweepReport, run_sweep
+
+__all__ = [
+    "AUTO_OPTIMIZERS",
+    "OPTIMIZERS",
+    "PAPER_BATCH_SIZES",
+    "PAPER_LRS",
+    "PAPER_MOMENTA",
+    "PAPER_SEEDS",
+    "PAPER_TABLE2",
+    "TABLE2_BATCH_SIZE",
+    "Executor",
+    "ProcessExecutor",
+    "ResultsStore",
+    "RunConfig",
+    "RunOutcome",
+    "RunResult",
+    "SerialExecutor",
+    "SweepReport",
+    "config_key",
+    "dedupe",
+    "evaluate",
+    "executor_names",
+    "grid",
+    "library_versions",
+    "make_executor",
+    "register_executor",
+    "resolve_device",
+    "run",
+    "run_sweep",
+]

@@ -1,0 +1,155 @@
+"""Where runs execute. A sweep hands configs to an :class:`Executor` and receives
+:class:`RunOutcome` objects as runs finish, in any order.
+
+Executors plug in by name through :func:`register_executor`; ``serial`` (in this process)
+and ``process`` (a pool of worker processes on this machine) are built in.
+
+>>> ex = make_executor("serial")
+>>> isinstance(ex, Executor)
+True
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .config import RunConfig
+from .run import RunResult, run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """A finished run: its result, or the error (a traceback) it raised."""
+
+    config: RunConfig
+    result: RunResult | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _execute(config: RunConfig, data_root: str | None, progress: bool = False) -> RunOutcome:
+    try:
+        return RunOutcome(config, run(config, data_root=data_root, progress=progress))
+    except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+        return RunOutcome(config, error=traceback.format_exc())
+
+
+class Executor(ABC):
+    """Runs configs and yields their outcomes as they finish.
+
+    Subclasses implement :meth:`map_unordered`; it must be lazy (yield each outcome as soon
+    as it exists) so that the caller can store it before the next one finishes.
+    """
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
+        """Run every config; yield one :class:`RunOutcome` per config, in finishing order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers (no-op by default)."""
+
+
+class SerialExecutor(Executor):
+    """One run after another in this process, with a per-run progress bar."""
+
+    def __init__(self, *, data_root: str | None = None, progress: bool = True, **_: Any) -> None:
+        self.data_root = data_root
+        self.progress = progress
+
+    def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
+        for config in configs:
+            yield _execute(config, self.data_root, self.progress)
+
+
+def _init_worker(threads: int, data_root: str | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    if data_root:
+        os.environ["AUTOOPT_DATA"] = data_root
+
+
+class ProcessExecutor(Executor):
+    """A pool of ``workers`` processes (spawned, so CUDA and threads are safe), each with
+    ``threads_per_worker`` torch threads. At most ``2 * workers`` runs are queued at once,
+    so an interrupted sweep loses little queued work."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        threads_per_worker: int = 1,
+        data_root: str | None = None,
+        **_: Any,
+    ) -> None:
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.data_root = data_root
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(max(1, int(threads_per_worker)), data_root),
+        )
+
+    def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
+        pending: set[cf.Future[RunOutcome]] = set()
+        it = iter(configs)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * self.workers:
+                try:
+                    config = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.add(self._pool.submit(_execute, config, self.data_root))
+            if not pending:
+                return
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "serial": SerialExecutor,
+    "process": ProcessExecutor,
+}
+
+
+def register_executor(name: str, factory: Callable[..., Executor]) -> None:
+    """Make ``factory(workers=..., data_root=..., **options)`` available as ``name``."""
+    _EXECUTORS[name] = factory
+
+
+def executor_names() -> list[str]:
+    """Names accepted by :func:`make_executor`."""
+    return sorted(_EXECUTORS)
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """Build a registered executor by name."""
+    if name not in _EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(executor_names())}")
+    return _EXECUTORS[name](**options)

@@ -1,0 +1,262 @@
+"""One training run: data, model, optimizer, epochs; per-epoch errors and a per-step trace.
+
+Errors are percentages. *Train error* is measured the way the paper reports it: after each
+epoch, the classification error of the model in eval mode (dropout off, no gradient) on the
+whole training set that the run trains on (the subset, when ``max_train_samples`` is set).
+*Test error* is the same on the test split.
+
+The run is deterministic for a seed on CPU: the seed fixes the initial weights, dropout and
+the shuffling (its own generator). On CUDA, cuDNN kernels may differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from autoopt_lab.data import load_arrays, normalize, shuffled_batches
+from autoopt_lab.models import build_model
+
+from .config import RunConfig
+from .optimizers import build_optimizer
+
+logger = logging.getLogger(__name__)
+
+SUBSET_SEED = 20190101  # fixed: every run of a sweep sees the same data subset
+EVAL_BATCH = 256  # measured fastest for the MNIST CNN on CPU
+MAX_TRACE_ROWS = 2000
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its config, scalar and per-epoch metrics, and the step trace."""
+
+    config: RunConfig
+    metrics: dict[str, Any]
+    trace: pd.DataFrame = field(repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id()
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoopt-lab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape a result."""
+    import numpy
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "autoopt_lab": _package_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _fixed_subset(n_total: int, n_keep: int | None) -> torch.Tensor | None:
+    if n_keep is None or n_keep >= n_total:
+        return None
+    gen = torch.Generator().manual_seed(SUBSET_SEED)
+    return torch.randperm(n_total, generator=gen)[:n_keep].sort().values
+
+
+def _load(config: RunConfig, train: bool, device: torch.device, data_root: str | None):
+    x, y, info = load_arrays(config.dataset, train=train, root=data_root)
+    limit = config.max_train_samples if train else config.max_test_samples
+    idx = _fixed_subset(len(y), limit)
+    if idx is not None:
+        x, y = x[idx], y[idx]
+    return normalize(x, info, device=device), y.to(device), info, len(y)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(error %, mean NLL) of ``model`` in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    wrong = torch.zeros((), device=x.device)
+    loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    for start in range(0, len(y), EVAL_BATCH):
+        out = model(x[start : start + EVAL_BATCH])
+        target = y[start : start + EVAL_BATCH]
+        wrong += (out.argmax(1) != target).sum()
+        loss += F.nll_loss(out, target, reduction="sum").double()
+    model.train(was_training)
+    n = max(len(y), 1)
+    return 100.0 * wrong.item() / n, loss.item() / n
+
+
+def run(
+    config: RunConfig,
+    *,
+    data_root: str | None = None,
+    progress: bool = True,
+    position: int | None = None,
+) -> RunResult:
+    """Train ``config`` and return its :class:`RunResult`.
+
+    A run whose loss becomes non-finite stops there, with ``diverged=True`` and the errors of
+    the model as it then is.
+
+    >>> cfg = RunConfig("mnist", "sgd", lr=0.05, momentum=0.5, batch_size=64, epochs=1,
+    ...                 max_train_samples=256, max_test_samples=100, device="cpu")
+    >>> result = run(cfg, progress=False)
+    >>> len(result.metrics["test_err_pct_per_epoch"])
+    1
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    x_train, y_train, train_info, n_train = _load(config, True, device, data_root)
+    x_test, y_test, test_info, n_test = _load(config, False, device, data_root)
+
+    torch.manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(config.seed)
+    model = build_model(
+        config.model, in_channels=train_info.channels, num_classes=train_info.num_classes
+    ).to(device)
+    bundle = build_optimizer(config, model)
+    shuffle_gen = torch.Generator().manual_seed(config.seed)
+
+    min_batch = 2 if config.is_auto else 1
+    steps_per_epoch = sum(
+        1
+        for s in range(0, n_train, config.batch_size)
+        if min(config.batch_size, n_train - s) >= min_batch
+    )
+    total_steps = steps_per_epoch * config.epochs
+    every = config.trace_every or max(1, math.ceil(total_steps / MAX_TRACE_ROWS))
+
+    rows: list[tuple[int, int, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = []
+    per_epoch: dict[str, list[float]] = {
+        "train_err_pct": [],
+        "test_err_pct": [],
+        "train_loss": [],
+        "test_loss": [],
+    }
+    diverged = False
+    step = 0
+    bar = tqdm(
+        total=total_steps,
+        desc=config.label(),
+        disable=not progress,
+        leave=False,
+        position=position,
+        dynamic_ncols=True,
+    )
+    with bundle.hooks:
+        model.train()
+        for epoch in range(config.epochs):
+            window = torch.zeros((), device=device)
+            window_n = 0
+            for idx in shuffled_batches(
+                n_train, config.batch_size, shuffle_gen, min_batch=min_batch
+            ):
+                idx = idx.to(device)
+                bundle.optimizer.zero_grad(set_to_none=True)
+                loss = F.nll_loss(model(x_train[idx]), y_train[idx])
+                loss.backward()
+                bundle.optimizer.step()
+                step += 1
+                window += loss.detach()
+                window_n += 1
+                if step % every == 0 or step == total_steps:
+                    hp = {k: v.detach().clone() for k, v in bundle.read_hparams().items()}
+                    rows.append((step, epoch + 1, loss.detach(), window / window_n, hp))
+                    window = torch.zeros((), device=device)
+                    window_n = 0
+                    if device.type == "cpu" and not math.isfinite(float(loss.detach())):
+                        diverged = True
+                        break
+                bar.update(1)
+            if not diverged and rows and not math.isfinite(float(rows[-1][2])):
+                diverged = True
+            train_err, train_loss = evaluate(model, x_train, y_train)
+            test_err, test_loss = evaluate(model, x_test, y_test)
+            for k, v in zip(per_epoch, (train_err, test_err, train_loss, test_loss), strict=True):
+                per_epoch[k].append(v)
+            bar.set_postfix(train=f"{train_err:.2f}%", test=f"{test_err:.2f}%")
+            if diverged:
+                logger.info("%s diverged in epoch %d", config.label(), epoch + 1)
+                break
+    bar.close()
+
+    trace = _trace_frame(rows)
+    wall = time.perf_counter() - t0
+    metrics: dict[str, Any] = {
+        "final_train_err_pct": per_epoch["train_err_pct"][-1],
+        "final_test_err_pct": per_epoch["test_err_pct"][-1],
+        "train_err_pct_per_epoch": per_epoch["train_err_pct"],
+        "test_err_pct_per_epoch": per_epoch["test_err_pct"],
+        "train_loss_per_epoch": per_epoch["train_loss"],
+        "test_loss_per_epoch": per_epoch["test_loss"],
+        "epochs_completed": len(per_epoch["train_err_pct"]),
+        "diverged": diverged,
+        "steps": step,
+        "trace_every": every,
+        "wall_time_s": wall,
+        "device_used": str(device),
+        "train_samples": n_train,
+        "test_samples": n_test,
+        "train_data": train_info.to_dict(),
+        "test_data": test_info.to_dict(),
+        "data_source": train_info.source,
+        "data_is_subset": bool(train_info.is_subset or n_train < train_info.num_samples),
+        "versions": library_versions(),
+    }
+    return RunResult(config, metrics, trace)
+
+
+def _trace_frame(rows: list) -> pd.DataFrame:
+    """Rows -> a wide frame: step, epoch, loss, loss_window_mean, lr/<tensor>, momentum/<tensor>."""
+    if not rows:
+        return pd.DataFrame(columns=["step", "epoch", "loss", "loss_window_mean"])
+    names = list(rows[0][4])
+    losses = torch.stack([torch.stack([r[2].float(), r[3].float()]) for r in rows]).cpu()
+    hps = torch.stack(
+        [torch.stack([r[4][n].float().reshape(2) for n in names]) for r in rows]
+    ).cpu()
+    data: dict[str, Any] = {
+        "step": [r[0] for r in rows],
+        "epoch": [r[1] for r in rows],
+        "loss": losses[:, 0].numpy(),
+        "loss_window_mean": losses[:, 1].numpy(),
+    }
+    for j, n in enumerate(names):
+        data[f"lr/{n}"] = hps[:, j, 0].numpy()
+        data[f"momentum/{n}"] = hps[:, j, 1].numpy()
+    return pd.DataFrame(data)

@@ -1,0 +1,267 @@
+"""``ResultsStore``: one SQLite file holding one row per run and the run's step trace.
+
+Layout (WAL mode; every write is one transaction, so a process killed at any moment, even
+by ``kill -9``, leaves either the whole run or none of it):
+
+* ``runs``: one row per run. Key = the config hash. Config fields and headline metrics as
+  columns (for SQL), plus the full config and metrics as JSON. ``status`` is ``done`` or
+  ``failed``; only ``done`` runs count as finished.
+* ``epochs``: per-epoch train/test error and loss.
+* ``traces``: the per-step trace as a Parquet blob beside the row, written in the same
+  transaction.
+
+>>> import tempfile, pandas as pd
+>>> store = ResultsStore(tempfile.mkdtemp() + "/results.sqlite")
+>>> rid = store.add_run({"dataset": "mnist", "lr": 0.1}, {"final_test_err_pct": 2.5},
+...                     pd.DataFrame({"step": [1, 2], "loss": [2.3, 2.1]}))
+>>> store.runs()[["dataset", "lr", "final_test_err_pct"]].values.tolist()
+[['mnist', 0.1, 2.5]]
+>>> store.trace(rid)["loss"].tolist()
+[2.3, 2.1]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import RunConfig, config_key
+
+SCHEMA_VERSION = "1"
+CONFIG_COLUMNS = {
+    "dataset": "TEXT",
+    "model": "TEXT",
+    "optimizer": "TEXT",
+    "lr": "REAL",
+    "momentum": "REAL",
+    "batch_size": "INTEGER",
+    "epochs": "INTEGER",
+    "seed": "INTEGER",
+    "device": "TEXT",
+    "max_train_samples": "INTEGER",
+    "max_test_samples": "INTEGER",
+}
+METRIC_COLUMNS = {
+    "final_train_err_pct": "REAL",
+    "final_test_err_pct": "REAL",
+    "diverged": "INTEGER",
+    "wall_time_s": "REAL",
+    "data_source": "TEXT",
+}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    sweep TEXT,
+    {", ".join(f"{k} {t}" for k, t in {**CONFIG_COLUMNS, **METRIC_COLUMNS}.items())},
+    config_json TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_setting ON runs (dataset, optimizer, batch_size);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL,
+    train_err_pct REAL, test_err_pct REAL, train_loss REAL, test_loss REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS traces (
+    run_id TEXT PRIMARY KEY, format TEXT NOT NULL, n_rows INTEGER NOT NULL, data BLOB NOT NULL
+);
+"""
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _finite_or_none(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class ResultsStore:
+    """Runs and their traces in one SQLite file (see the module docstring for the layout).
+
+    Safe to use from several processes: each call opens its own connection, and SQLite
+    serialises the writers.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+            con.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION,),
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            con.execute("PRAGMA synchronous=NORMAL")
+            with con:  # one transaction: commit on success, roll back on any error
+                yield con
+        finally:
+            con.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add_run(
+        self,
+        config: dict[str, Any] | RunConfig,
+        metrics: dict[str, Any],
+        trace: pd.DataFrame | None = None,
+        *,
+        run_id: str | None = None,
+        status: str = "done",
+        sweep: str | None = None,
+        error: str | None = None,
+    ) -> str:
+        """Write one run atomically (replacing an earlier row with the same id); return its id.
+
+        ``run_id`` defaults to the config's hash (:meth:`RunConfig.run_id` for a RunConfig).
+        """
+        if status not in ("done", "failed"):
+            raise ValueError(f"status must be 'done' or 'failed', got {status!r}")
+        if isinstance(config, RunConfig):
+            run_id = run_id or config.run_id()
+            config = config.to_dict()
+        run_id = run_id or config_key(config)
+        metrics = dict(metrics)
+        blob = None
+        if trace is not None:
+            buf = io.BytesIO()
+            trace.to_parquet(buf, index=False)
+            blob = buf.getvalue()
+        row = {
+            "run_id": run_id,
+            "status": status,
+            "sweep": sweep,
+            **{k: _finite_or_none(config.get(k)) for k in CONFIG_COLUMNS},
+            **{k: _finite_or_none(metrics.get(k)) for k in METRIC_COLUMNS},
+            "config_json": json.dumps(config, default=_json_default, sort_keys=True),
+            "metrics_json": json.dumps(metrics, default=_json_default, sort_keys=True),
+            "error": error,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        epochs = list(
+            zip(
+                metrics.get("train_err_pct_per_epoch", []),
+                metrics.get("test_err_pct_per_epoch", []),
+                metrics.get("train_loss_per_epoch", []) or [None] * 10**6,
+                metrics.get("test_loss_per_epoch", []) or [None] * 10**6,
+                strict=False,
+            )
+        )
+        with self._connect() as con:
+            for table in ("runs", "epochs", "traces"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            con.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
+            con.executemany(
+                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, i + 1, *map(_finite_or_none, e)) for i, e in enumerate(epochs)],
+            )
+            if blob is not None:
+                con.execute(
+                    "INSERT INTO traces VALUES (?, 'parquet', ?, ?)", (run_id, len(trace), blob)
+                )
+        return run_id
+
+    def add_failure(
+        self, config: dict[str, Any] | RunConfig, error: str, *, sweep: str | None = None
+    ) -> str:
+        """Record a run that raised; a restarted sweep will try it again."""
+        return self.add_run(config, {}, None, status="failed", sweep=sweep, error=error)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def done_ids(self) -> set[str]:
+        """Ids of finished runs."""
+        with self._connect() as con:
+            return {r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'done'")}
+
+    def has_run(self, run_id: str) -> bool:
+        """True if ``run_id`` finished."""
+        with self._connect() as con:
+            q = "SELECT 1 FROM runs WHERE run_id = ? AND status = 'done'"
+            return con.execute(q, (run_id,)).fetchone() is not None
+
+    def count(self, status: str | None = "done") -> int:
+        """Number of rows (of a status, or all with ``status=None``)."""
+        with self._connect() as con:
+            if status is None:
+                return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            return con.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[
+                0
+            ]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def runs(self, status: str | None = "done") -> pd.DataFrame:
+        """One row per run: id, status, sweep, time, every config key, and every metric
+        (dicts flattened one level with ``.``; colliding metric names get ``metric.``)."""
+        with self._connect() as con:
+            q = "SELECT run_id, status, sweep, created_at, error, config_json, metrics_json FROM runs"
+            args: tuple = ()
+            if status is not None:
+                q += " WHERE status = ?"
+                args = (status,)
+            rows = con.execute(q + " ORDER BY created_at, run_id", args).fetchall()
+        records = []
+        for run_id, st, sweep, created, error, cfg, met in rows:
+            rec: dict[str, Any] = {
+                "run_id": run_id,
+                "status": st,
+                "sweep": sweep,
+                "created_at": created,
+                "error": error,
+            }
+            rec.update(json.loads(cfg))
+            for k, v in json.loads(met).items():
+                key = f"metric.{k}" if k in rec else k
+                if isinstance(v, dict):
+                    rec.update({f"{key}.{kk}": vv for kk, vv in v.items()})
+                else:
+                    rec[key] = v
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    def epochs(self) -> pd.DataFrame:
+        """Per-epoch errors and losses of every finished run."""
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT e.* FROM epochs e JOIN runs r USING (run_id) "
+                "WHERE r.status = 'done' ORDER BY e.run_id, e.epoch",
+                con,
+            )
+
+    def trace(self, run_id: str) -> pd.DataFrame:
+        """The per-step trace of a run (KeyError if it has none)."""
+        with self._connect() as con:
+            row = con.execute("SELECT data FROM traces WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no trace for run {run_id!r} in {self.path}")
+        return pd.read_parquet(io.BytesIO(row[0]))

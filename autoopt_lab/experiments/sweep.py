@@ -1,0 +1,131 @@
+"""Run many configs into a :class:`ResultsStore`, skipping those already finished.
+
+Each outcome is written in its own transaction as soon as it arrives, so a sweep killed at
+any moment (even ``kill -9``) restarts where it stopped: finished runs are never redone and
+no half-written row exists. Failed runs are recorded with their traceback and retried on
+the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .executors import Executor, make_executor
+from .grids import dedupe
+from .store import ResultsStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    """Counts and timing of one sweep invocation."""
+
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    wall_time_s: float
+
+    @property
+    def runs_per_hour(self) -> float:
+        """Finished runs per wall-clock hour in this invocation."""
+        return 3600.0 * self.done / self.wall_time_s if self.wall_time_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "skipped": self.skipped,
+            "done": self.done,
+            "failed": self.failed,
+            "wall_time_s": self.wall_time_s,
+            "runs_per_hour": self.runs_per_hour,
+        }
+
+
+def run_sweep(
+    configs: Iterable[RunConfig],
+    store: ResultsStore | str,
+    *,
+    executor: Executor | str = "process",
+    workers: int | None = None,
+    sweep_name: str | None = None,
+    data_root: str | None = None,
+    progress: bool = True,
+    **executor_options: Any,
+) -> SweepReport:
+    """Run every config not yet finished in ``store``; return a :class:`SweepReport`.
+
+    >>> import tempfile
+    >>> cfgs = [RunConfig("mnist", "sgd", lr=0.05, momentum=0.0, batch_size=64, epochs=1,
+    ...                   seed=s, max_train_samples=128, max_test_samples=64, device="cpu")
+    ...         for s in (0, 1)]
+    >>> store = ResultsStore(tempfile.mkdtemp() + "/r.sqlite")
+    >>> run_sweep(cfgs, store, executor="serial", progress=False).done
+    2
+    >>> run_sweep(cfgs, store, executor="serial", progress=False).skipped
+    2
+    """
+    store = store if isinstance(store, ResultsStore) else ResultsStore(store)
+    configs = dedupe(configs)
+    finished = store.done_ids()
+    todo = [c for c in configs if c.run_id() not in finished]
+    report = SweepReport(len(configs), len(configs) - len(todo), 0, 0, 0.0)
+    logger.info(
+        "sweep %s: %d runs, %d already in %s, %d to do",
+        sweep_name or "",
+        report.total,
+        report.skipped,
+        store.path,
+        len(todo),
+    )
+    if not todo:
+        return report
+    own = isinstance(executor, str)
+    ex = (
+        make_executor(
+            executor,
+            workers=workers,
+            data_root=data_root,
+            progress=False,
+            **executor_options,
+        )
+        if own
+        else executor
+    )
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"sweep {sweep_name or ''}".strip(), disable=not progress)
+    try:
+        for outcome in ex.map_unordered(todo):
+            if outcome.ok:
+                assert outcome.result is not None
+                res = outcome.result
+                store.add_run(res.config, res.metrics, res.trace, sweep=sweep_name)
+                report.done += 1
+                bar.set_postfix(last=f"{res.metrics['final_test_err_pct']:.1f}%")
+            else:
+                store.add_failure(outcome.config, outcome.error or "", sweep=sweep_name)
+                report.failed += 1
+                logger.warning("run %s failed:\n%s", outcome.config.label(), outcome.error)
+            bar.update(1)
+    finally:
+        bar.close()
+        report.wall_time_s = time.perf_counter() - t0
+        if own:
+            ex.close()
+    logger.info(
+        "sweep %s: %d done, %d failed in %.1fs (%.0f runs/hour)",
+        sweep_name or "",
+        report.done,
+        report.failed,
+        report.wall_time_s,
+        report.runs_per_hour,
+    )
+    return report
