@@ -1,0 +1,8 @@
+"""The AutoOpt optimizers: AutoSGD, AutoAdam, AutoAdaGrad."""
+
+from .autoadagrad import AutoAdaGrad
+from .autoadam import AUTHORS_AUTOADAM, AutoAdam
+from .autosgd import AutoSGD
+from .base import AutoOptimizer
+
+__all__ = ["AUTHORS_AUTOADAM", "AutoAdaGrad", "AutoAdam", "AutoOptimizer", "AutoSGD"]

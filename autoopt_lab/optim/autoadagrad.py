@@ -1,0 +1,53 @@
+"""AutoAdaGrad: AdaGrad's Hessian estimate (eq. 12) with AutoOpt lr and momentum."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import preconditioners as P
+from .base import AutoOptimizer
+
+
+class AutoAdaGrad(AutoOptimizer):
+    """AdaGrad preconditioning, ``H = diag(sqrt(sum_s g_s^2) + eps)``, with AutoOpt.
+
+    The paper's AdaGrad has no momentum (Table 1); AutoOpt adds one, as for SGD. Pass
+    ``adapt_momentum=False`` for the momentum-free variant. Other options as
+    :class:`~autoopt_lab.optim.AutoSGD`; ``eps`` as ``torch.optim.Adagrad``.
+
+    Example:
+        >>> import torch, torch.nn.functional as F, autoopt_lab
+        >>> model = torch.nn.Linear(4, 3)
+        >>> opt = AutoAdaGrad(model.parameters())
+        >>> with autoopt_lab.track(model):
+        ...     opt.zero_grad()
+        ...     F.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 3, (16,))).backward()
+        ...     opt.step()
+        >>> list(opt.hparams())
+        [0, 1]
+    """
+
+    _init_state = staticmethod(P.adagrad_init)
+    _inverse_hessian = staticmethod(P.adagrad_inverse_hessian)
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        *,
+        eps: float = 1e-10,
+        ewma: float = 0.9,
+        gamma0: float = 0.999,
+        adapt_momentum: bool = True,
+        weight_decay: float = 0.0,
+        solver: str = "triangle",
+    ) -> None:
+        defaults = dict(
+            eps=eps,
+            ewma=ewma,
+            gamma0=gamma0,
+            adapt_momentum=adapt_momentum,
+            weight_decay=weight_decay,
+            solver=solver,
+        )
+        super().__init__(params, defaults)

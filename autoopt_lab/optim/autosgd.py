@@ -1,0 +1,56 @@
+"""AutoSGD: SGD (``H = I``) with AutoOpt learning rate and momentum per tensor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import preconditioners as P
+from .base import AutoOptimizer
+
+
+class AutoSGD(AutoOptimizer):
+    """SGD whose learning rate and momentum are set every step from per-sample statistics.
+
+    Args:
+        params: ``model.named_parameters()``, ``model.parameters()`` or param groups.
+        ewma: the EMA factor ``v`` of eq. (26) smoothing gamma across steps.
+        gamma0: warm start of ``gamma1``; the first lr is ``1 - gamma0`` (0.001 by default,
+            as in the authors' code) and the EMA pulls it to the estimated optimum.
+        adapt_momentum: False adapts the learning rate only (momentum stays 0).
+        weight_decay: L2 penalty added to the gradient, as in ``torch.optim.SGD``.
+
+    Example:
+        >>> import torch, torch.nn.functional as F, autoopt_lab
+        >>> model = torch.nn.Linear(4, 3)
+        >>> opt = AutoSGD(model.named_parameters())
+        >>> with autoopt_lab.track(model):
+        ...     for _ in range(3):
+        ...         opt.zero_grad()
+        ...         F.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 3, (16,))).backward()
+        ...         opt.step()
+        >>> sorted(opt.hparams()["weight"])
+        ['lr', 'momentum']
+    """
+
+    _init_state = staticmethod(P.sgd_init)
+    _inverse_hessian = staticmethod(P.sgd_inverse_hessian)
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        *,
+        ewma: float = 0.9,
+        gamma0: float = 0.999,
+        adapt_momentum: bool = True,
+        weight_decay: float = 0.0,
+        solver: str = "triangle",
+    ) -> None:
+        defaults = dict(
+            ewma=ewma,
+            gamma0=gamma0,
+            adapt_momentum=adapt_momentum,
+            weight_decay=weight_decay,
+            solver=solver,
+        )
+        super().__init__(params, defaults)

@@ -1,0 +1,291 @@
+"""Bookkeeping shared by the Auto optimizers: groups, state, validation, ``step()``.
+
+The maths lives in :mod:`autoopt_lab.optim.gamma` and
+:mod:`autoopt_lab.optim.preconditioners`; this class gathers each tensor's gradient and
+per-sample statistics, calls them, and commits the results.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..stats import record
+from . import gamma as G
+from .preconditioners import InverseHessian
+
+#: State kept in float64 whatever the parameter dtype (torch would cast it on load).
+_EXACT_KEYS = ("gamma",)
+
+
+class AutoOptimizer(torch.optim.Optimizer):
+    """Base class: AutoOpt learning rate and momentum per tensor on top of a preconditioner.
+
+    Subclasses set ``_init_state`` and ``_inverse_hessian`` and add their own options.
+    Needs per-sample statistics: call :func:`autoopt_lab.track` on the model (or use
+    :func:`autoopt_lab.stats.functional_backward`) before training.
+    """
+
+    _init_state: Callable[[Tensor], dict[str, Tensor]]
+    _inverse_hessian: InverseHessian
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        defaults: dict[str, Any],
+    ) -> None:
+        _validate(defaults)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            _validate(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        _validate(self.param_groups[-1])
+
+    # -- naming ---------------------------------------------------------------------------
+    def _names(self) -> list[tuple[Any, Tensor]]:
+        """``(name, param)`` for every parameter: its name, or its global index."""
+        out, index = [], 0
+        for group in self.param_groups:
+            names = group.get("param_names")
+            for i, p in enumerate(group["params"]):
+                out.append((names[i] if names else index, p))
+                index += 1
+        return out
+
+    # -- torch.optim API -------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients and forget recorded per-sample statistics."""
+        super().zero_grad(set_to_none=set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                record.clear(p)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As torch's, but keeps float64 state (``gamma``) in float64 for an exact resume."""
+        exact = {
+            idx: {k: v.clone() for k, v in s.items() if k in _EXACT_KEYS}
+            for idx, s in state_dict["state"].items()
+        }
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for idx, values in exact.items():
+            p = params[idx]
+            for k, v in values.items():
+                self.state[p][k] = v.to(device=p.device, dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One AutoOpt step (Algorithm 1) for every tensor that has a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        entries = self._collect()
+        if not entries:
+            return loss
+        small = sorted({st.batch_size for *_, st in entries if st.batch_size < 2})
+        if small:
+            warnings.warn(
+                f"AutoOpt skipped a step: a batch of {small[0]} sample(s) has no variance "
+                "estimate (eq. 22 needs N >= 2); parameters and state are unchanged",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            by_device: dict[torch.device, list] = defaultdict(list)
+            for e in entries:
+                by_device[e[1].device].append(e)
+            self._step_device_groups(list(by_device.values()))
+        for _, p, _, _ in entries:
+            record.clear(p)
+        return loss
+
+    # -- the step ---------------------------------------------------------------------------
+    def _collect(self) -> list[tuple[dict, Tensor, Any, record.SampleStats]]:
+        entries = []
+        names = dict((id(p), n) for n, p in self._names())
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                name = names[id(p)]
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{name}: AutoOpt does not support sparse gradients")
+                st = record.peek(p)
+                if st is None:
+                    raise RuntimeError(
+                        f"parameter {name!r} has a gradient but no per-sample statistics: call "
+                        "autoopt_lab.track(model) before the forward pass (or compute the "
+                        "gradients with autoopt_lab.stats.functional_backward)"
+                    )
+                if st.stale:
+                    raise RuntimeError(
+                        f"parameter {name!r} received two backward passes since the last "
+                        "step(): AutoOpt needs exactly one backward per step (gradient "
+                        "accumulation is not supported); call opt.zero_grad() before each "
+                        "forward pass"
+                    )
+                entries.append((group, p, name, st))
+        return entries
+
+    def _step_device_groups(self, device_groups: list[list]) -> None:
+        prepared = []
+        for entries in device_groups:
+            rows, work = [], []
+            for group, p, _, st in entries:
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    state["gamma"] = torch.tensor(
+                        [group["gamma0"], 0.0], dtype=torch.float64, device=p.device
+                    )
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                    state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=p.device)
+                    state.update(type(self)._init_state(p))
+                g = data_grad = p.grad * st.grad_scale if st.grad_scale != 1.0 else p.grad
+                if group["weight_decay"]:
+                    g = data_grad.add(p, alpha=group["weight_decay"])
+                D, new_pre = type(self)._inverse_hessian(state, g, state["step"], group)
+                prev = state["momentum_buffer"]
+                rows.append(G.moments(g, prev, st.sum_sq, st.batch_size, D, data_grad=data_grad))
+                work.append((group, p, state, g, D, new_pre))
+            m = torch.stack(rows)
+            prepared.append((m, work, torch.isfinite(m).all()))
+        ok = prepared[0][2]
+        for _, _, flag in prepared[1:]:
+            ok = ok & flag.to(ok.device)
+        for m, work, _ in prepared:
+            self._apply(m, work, ok.to(m.device))
+
+    def _apply(self, m: Tensor, work: list, ok: Tensor) -> None:
+        momentum = torch.stack(
+            [(s["step"] > 0) & bool(gr["adapt_momentum"]) for gr, _, s, *_ in work]
+        )
+        decay = torch.tensor([gr["ewma"] for gr, *_ in work], dtype=m.dtype, device=m.device)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        solvers = {gr["solver"] for gr, *_ in work}
+        if solvers == {"triangle"}:
+            gamma_o = G.solve_gamma(m, momentum)
+        elif solvers == {"authors"}:
+            gamma_o = G.solve_gamma_authors(m, momentum)
+        else:
+            use_authors = torch.tensor(
+                [gr["solver"] == "authors" for gr, *_ in work], device=m.device
+            ).unsqueeze(-1)
+            gamma_o = torch.where(
+                use_authors, G.solve_gamma_authors(m, momentum), G.solve_gamma(m, momentum)
+            )
+        gamma_prev = torch.stack([s["gamma"] for _, _, s, *_ in work])
+        active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
+        gamma_e = torch.where(active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, decay), gamma_prev)
+        for k, (_, p, state, g, D, new_pre) in enumerate(work):
+            act = active[k]
+            prev = state["momentum_buffer"]
+            ghat = G.estimator(g, prev, gamma_e[k])
+            update = ghat if D is None else D * ghat
+            p.sub_(torch.where(act, update, torch.zeros((), dtype=p.dtype, device=p.device)))
+            prev.copy_(torch.where(act, ghat, prev))
+            for key, value in new_pre.items():
+                state[key].copy_(torch.where(act, value, state[key]))
+            state["gamma"].copy_(gamma_e[k])
+            state["step"].add_(act.to(state["step"].dtype))
+            state["nonfinite_skips"].add_((~ok).to(torch.int64))
+
+    # -- reporting --------------------------------------------------------------------------
+    def hparam_tensors(self) -> dict[Any, Tensor]:
+        """``name -> tensor([lr, momentum])`` on the parameter's device; no host sync.
+
+        Tensors that have not taken a step yet report the warm start ``gamma0``.
+        """
+        out = {}
+        for group in self.param_groups:
+            names = group.get("param_names")
+            for i, p in enumerate(group["params"]):
+                key = names[i] if names else self._index(p)
+                state = self.state.get(p)
+                if state and "gamma" in state:
+                    gam = state["gamma"]
+                else:
+                    gam = torch.tensor([group["gamma0"], 0.0], dtype=torch.float64, device=p.device)
+                out[key] = G.to_hparams(gam)
+        return out
+
+    def hparams(self) -> dict[Any, dict[str, float]]:
+        """The lr and momentum each tensor used in the last step, as Python floats.
+
+        One host sync. Warns if steps were skipped because of non-finite gradients.
+
+        >>> import torch, autoopt_lab
+        >>> opt = autoopt_lab.AutoSGD(torch.nn.Linear(2, 1).named_parameters())
+        >>> opt.hparams()["weight"]
+        {'lr': 0.0010000000000000009, 'momentum': 0.0}
+        """
+        tensors = self.hparam_tensors()
+        if not tensors:
+            return {}
+        values = torch.stack([t.cpu() for t in tensors.values()]).tolist()
+        skips = [s["nonfinite_skips"].cpu() for s in self.state.values() if "nonfinite_skips" in s]
+        if skips:
+            n = int(torch.stack(skips).max())
+            if n > getattr(self, "_warned_skips", 0):
+                warnings.warn(
+                    f"AutoOpt skipped {n} step(s) because of non-finite gradients or statistics",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._warned_skips = n
+        return {k: {"lr": v[0], "momentum": v[1]} for k, v in zip(tensors, values, strict=True)}
+
+    def _index(self, param: Tensor) -> int:
+        for i, (_, p) in enumerate(self._names()):
+            if p is param:
+                return i
+        raise KeyError("parameter not in this optimizer")
+
+
+def _validate(options: dict[str, Any]) -> None:
+    """Check option values; raise ValueError naming the option and what is allowed."""
+    checks = {
+        "ewma": lambda v: 0.0 <= v < 1.0,
+        "gamma0": lambda v: 0.0 <= v <= 1.0,
+        "weight_decay": lambda v: v >= 0.0,
+        "eps": lambda v: v > 0.0,
+    }
+    allowed = {
+        "ewma": "a float in [0, 1)",
+        "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
+        "weight_decay": "a float >= 0",
+        "eps": "a float > 0",
+    }
+    for key, ok in checks.items():
+        if key in options:
+            value = options[key]
+            if isinstance(value, Tensor) or not isinstance(value, (int, float)) or not ok(value):
+                raise ValueError(f"invalid {key}={value!r}: expected {allowed[key]}")
+    if "adapt_momentum" in options and not isinstance(options["adapt_momentum"], bool):
+        raise ValueError(f"invalid adapt_momentum={options['adapt_momentum']!r}: expected a bool")
+    if "betas" in options:
+        betas = options["betas"]
+        if (
+            not isinstance(betas, (tuple, list))
+            or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
+        ):
+            raise ValueError(f"invalid betas={betas!r}: expected two floats in [0, 1)")
+    if "solver" in options and options["solver"] not in ("triangle", "authors"):
+        raise ValueError(
+            f"invalid solver={options['solver']!r}: expected 'triangle' (minimise over the "
+            "feasible triangle) or 'authors' (the published code's fallback rule)"
+        )
+    if "bias_correction" in options and options["bias_correction"] not in ("step", "constant"):
+        raise ValueError(
+            f"invalid bias_correction={options['bias_correction']!r}: expected 'step' "
+            "(the paper's 1 - beta1^t) or 'constant' (the authors' code, 1 - beta1)"
+        )

@@ -1,0 +1,153 @@
+"""The maths of AutoOpt: moments, the 2x2 solve for gamma, and what it means as lr/momentum.
+
+Notation (paper eqs. 10-26, DESIGN.md section 1), per parameter tensor at step ``t``:
+``g`` the mean per-sample gradient, ``p`` the previous estimator ``ghat_{t-1}``, ``D`` the
+diagonal of the optimizer's inverse-Hessian estimate, ``S = sum_i g_i * g_i``. With
+``G = [g, g - p]``, ``A = G^T D G`` and ``b = [V, V]``, the optimal ``gamma`` minimises
+``q(gamma) = -gamma^T b + 1/2 gamma^T A gamma``. We minimise it over the feasible triangle
+``gamma1 >= 0, gamma2 >= 0, gamma1 + gamma2 <= 1`` (lr and momentum in [0, 1]).
+
+Everything here is batched over parameter tensors: ``(P, ...)`` rows, one per tensor, so a
+whole step is a handful of tensor ops and never syncs with the host.
+
+>>> import torch
+>>> g, p = torch.tensor([1.0, 0.0]), torch.zeros(2)
+>>> m = moments(g, p, sum_sq=torch.tensor([6.0, 2.0]), batch_size=4)   # V = (8 - 4) / 12
+>>> solve_gamma(m.unsqueeze(0), momentum=torch.tensor([False]))
+tensor([[0.3333, 0.0000]], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: Columns of a moments row.
+AGG, AGP, APP, VAR = 0, 1, 2, 3
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return torch.sum(a * b, dtype=torch.float64)
+
+
+def moments(
+    g: Tensor,
+    prev: Tensor,
+    sum_sq: Tensor,
+    batch_size: int,
+    inv_hessian: Tensor | None = None,
+    data_grad: Tensor | None = None,
+) -> Tensor:
+    """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for one tensor (``D = 1`` when None).
+
+    ``V = (<D, S> - N <g0, D g0>) / (N (N - 1))`` is eq. (22) written with ``S``, where
+    ``g0 = mean_i g_i`` is ``data_grad`` (``g`` without an L2 term; defaults to ``g``). It is
+    a sum of non-negative terms, so float rounding below zero is clamped to zero.
+    """
+    n = batch_size
+    if inv_hessian is None:
+        dg, dp, ds = g, prev, sum_sq.sum(dtype=torch.float64)
+    else:
+        dg, dp, ds = inv_hessian * g, inv_hessian * prev, _dot(inv_hessian, sum_sq)
+    agg = _dot(g, dg)
+    if data_grad is None:
+        a_data = agg
+    else:
+        a_data = _dot(data_grad, data_grad if inv_hessian is None else inv_hessian * data_grad)
+    var = ((ds - n * a_data) / (n * (n - 1))).clamp_min(0.0)
+    return torch.stack([agg, _dot(g, dp), _dot(prev, dp), var])
+
+
+def quadratic_form(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(A00, A01, A11)`` of ``A = G^T D G`` from a ``(..., 4)`` moments tensor."""
+    agg, agp, app = m[..., AGG], m[..., AGP], m[..., APP]
+    return agg, agg - agp, agg - 2 * agp + app
+
+
+def objective(m: Tensor, gamma: Tensor) -> Tensor:
+    """``q(gamma) = -gamma^T b + 1/2 gamma^T A gamma`` (eq. 16 up to constants), batched."""
+    a00, a01, a11 = quadratic_form(m)
+    g1, g2 = gamma[..., 0], gamma[..., 1]
+    quad = a00 * g1 * g1 + 2 * a01 * g1 * g2 + a11 * g2 * g2
+    return -m[..., VAR] * (g1 + g2) + 0.5 * quad
+
+
+def argmin_unit(a: Tensor, c: Tensor) -> Tensor:
+    """Minimiser of ``1/2 a s^2 - c s`` over ``s in [0, 1]`` for ``a >= 0`` (batched)."""
+    ratio = c / torch.where(a > 0, a, torch.ones_like(a))
+    linear = (c > 0).to(c.dtype)  # a == 0: the objective is linear in s
+    return torch.where(a > 0, ratio, linear).clamp(0.0, 1.0)
+
+
+def solve_gamma(m: Tensor, momentum: Tensor, *, rcond: float = 1e-10) -> Tensor:
+    """The constrained minimiser of ``q`` over the triangle, ``(P, 4) -> (P, 2)``.
+
+    ``momentum`` is a ``(P,)`` bool tensor: where False (the first step, or momentum
+    adaptation switched off) only ``gamma1`` is solved for and ``gamma2 = 0``.
+    Candidates: the interior solution ``A^-1 b`` when it is feasible and ``A`` is not
+    near-singular (``det > rcond * A00 * A11``), and the clipped 1-D minimiser on each edge.
+    For a convex ``q`` the best feasible candidate is the constrained minimum.
+    """
+    agg, agp, app, var = m.unbind(-1)
+    zero = torch.zeros_like(var)
+    a00, a01, a11 = quadratic_form(m)
+    edge_g2 = torch.stack([argmin_unit(a00, var), zero], -1)  # gamma2 = 0 (no momentum)
+    edge_g1 = torch.stack([zero, argmin_unit(a11, var)], -1)  # gamma1 = 0
+    s = argmin_unit(app, app - agp)  # gamma1 + gamma2 = 1: gamma = (s, 1 - s)
+    edge_sum = torch.stack([s, 1 - s], -1)
+    det = agg * app - agp * agp  # = A00 A11 - A01^2, the Gram determinant of (g, p)
+    safe = det > rcond * a00 * a11
+    den = torch.where(safe, det, torch.ones_like(det))
+    inner = torch.stack([var * (app - agp) / den, var * agp / den], -1)
+    feasible = safe & (inner[..., 0] >= 0) & (inner[..., 1] >= 0) & (inner.sum(-1) <= 1)
+    cands = torch.stack([edge_g2, edge_g1, edge_sum, inner], -2)  # (P, 4, 2)
+    q = objective(m.unsqueeze(-2), cands)
+    q[..., 3] = torch.where(feasible, q[..., 3], torch.full_like(q[..., 3], float("inf")))
+    best = q.argmin(-1, keepdim=True)
+    chosen = torch.gather(cands, -2, best.unsqueeze(-1).expand(*best.shape, 2)).squeeze(-2)
+    return torch.where(momentum.unsqueeze(-1), chosen, edge_g2)
+
+
+def solve_gamma_authors(m: Tensor, momentum: Tensor, *, max_gamma1: float = 0.999) -> Tensor:
+    """The rule of the authors' published code, ``(P, 4) -> (P, 2)``.
+
+    Take the unconstrained ``A^-1 b`` when it lies in ``0 <= g1 <= max_gamma1,
+    0 <= g2 < 1 - g1``; otherwise fall back to no momentum and
+    ``g1 = min(V / A00, max_gamma1)`` (so the lr never drops below ``1 - max_gamma1``).
+    """
+    agg, agp, app, var = m.unbind(-1)
+    a00 = agg
+    fallback_g1 = torch.minimum(
+        var / torch.where(a00 > 0, a00, torch.ones_like(a00)), torch.full_like(var, max_gamma1)
+    )
+    fallback_g1 = torch.where(a00 > 0, fallback_g1, torch.full_like(var, max_gamma1))
+    fallback = torch.stack([fallback_g1, torch.zeros_like(var)], -1)
+    det = agg * app - agp * agp
+    den = torch.where(det > 0, det, torch.ones_like(det))
+    inner = torch.stack([var * (app - agp) / den, var * agp / den], -1)
+    g1, g2 = inner[..., 0], inner[..., 1]
+    inside = (det > 0) & (g1 >= 0) & (g1 <= max_gamma1) & (g2 >= 0) & (g2 < 1 - g1)
+    return torch.where((inside & momentum).unsqueeze(-1), inner, fallback)
+
+
+def ewma(gamma_new: Tensor, gamma_old: Tensor, decay: Tensor | float) -> Tensor:
+    """Eq. (26): ``gamma_E = (1 - v) gamma_O + v gamma_E(prev)``."""
+    if isinstance(decay, Tensor):
+        decay = decay.unsqueeze(-1)
+    return (1 - decay) * gamma_new + decay * gamma_old
+
+
+def to_hparams(gamma: Tensor) -> Tensor:
+    """``(..., 2)`` gamma -> ``(..., 2)`` ``[lr, momentum] = [1 - g1, g2 / (1 - g1)]``.
+
+    The momentum is 0 where the learning rate is 0 (then ``g2`` is 0 too).
+    """
+    lr = 1 - gamma[..., 0]
+    mom = torch.where(lr > 0, gamma[..., 1] / torch.where(lr > 0, lr, torch.ones_like(lr)), 0.0)
+    return torch.stack([lr, mom], -1)
+
+
+def estimator(g: Tensor, prev: Tensor, gamma: Tensor) -> Tensor:
+    """Eq. (14): ``ghat = (1 - g1 - g2) g + g2 p`` for one tensor (``gamma`` of shape (2,))."""
+    g1, g2 = gamma[0].to(g.dtype), gamma[1].to(g.dtype)
+    return g * (1 - g1 - g2) + prev * g2

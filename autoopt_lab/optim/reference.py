@@ -1,0 +1,131 @@
+"""A slow, literal float64 twin of the Auto optimizers, written straight from the equations.
+
+It takes explicit per-sample gradients, forms ``G``, ``A`` and ``b`` as matrices (eqs. 15,
+22-24), solves the constrained problem by enumerating the KKT systems of every face of the
+triangle (an algorithm independent of the closed form in :mod:`.gamma`), and applies eqs.
+(26), (14) and (9). Tests run it beside the fast optimizers step by step.
+
+>>> import torch
+>>> ref = ReferenceAutoOpt([torch.zeros(2)], kind="sgd")
+>>> ref.step([torch.tensor([[1.0, 0.0], [3.0, 0.0]])])
+>>> ref.params[0]   # g = (2, 0), V = 1, A00 = 4: gamma1 = .25, lr = 1 - (.9 * .999 + .1 * .25)
+tensor([-0.1518,  0.0000], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: Faces of the triangle as active constraint sets: rows ``c`` and values ``d`` of ``c.gamma = d``.
+_CONSTRAINTS = {"g1=0": ([1.0, 0.0], 0.0), "g2=0": ([0.0, 1.0], 0.0), "sum=1": ([1.0, 1.0], 1.0)}
+
+
+def kkt_minimum(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Minimise ``-b.gamma + 1/2 gamma.A.gamma`` over the triangle by active-set enumeration."""
+    best, best_q = None, np.inf
+    for k in range(3):
+        for active in itertools.combinations(_CONSTRAINTS, k):
+            rows = [_CONSTRAINTS[c][0] for c in active]
+            vals = [_CONSTRAINTS[c][1] for c in active]
+            kkt = np.zeros((2 + k, 2 + k))
+            kkt[:2, :2] = a
+            rhs = np.zeros(2 + k)
+            rhs[:2] = b
+            for i, (r, v) in enumerate(zip(rows, vals, strict=True)):
+                kkt[:2, 2 + i] = r
+                kkt[2 + i, :2] = r
+                rhs[2 + i] = v
+            sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
+            gam = sol[:2]
+            if gam.min() < -tol or gam.sum() > 1 + tol:
+                continue
+            q = -b @ gam + 0.5 * gam @ a @ gam
+            if q < best_q - 1e-15:
+                best, best_q = gam, q
+    return np.clip(best, 0.0, 1.0)
+
+
+class ReferenceAutoOpt:
+    """Float64 AutoSGD / AutoAdam / AutoAdaGrad on plain tensors, one tensor at a time."""
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        *,
+        kind: str = "sgd",
+        ewma: float = 0.9,
+        gamma0: float = 0.999,
+        adapt_momentum: bool = True,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.99),
+        eps: float = 1e-8,
+        bias_correction: str = "step",
+    ) -> None:
+        self.params = [p.detach().double().clone() for p in params]
+        self.kind, self.v, self.adapt = kind, ewma, adapt_momentum
+        self.wd, self.betas, self.eps, self.bc = weight_decay, betas, eps, bias_correction
+        self.gamma = [np.array([gamma0, 0.0]) for _ in params]
+        self.prev = [torch.zeros_like(p) for p in self.params]
+        self.second = [torch.zeros_like(p).flatten() for p in self.params]
+        self.t = [0 for _ in params]
+        self.history: list[list[np.ndarray]] = []
+
+    def _inverse_hessian(self, k: int, g: Tensor) -> Tensor:
+        t = self.t[k] + 1
+        if self.kind == "sgd":
+            return torch.ones_like(g)
+        if self.kind == "adagrad":
+            self._next_second = self.second[k] + g**2
+            return 1.0 / (self._next_second.sqrt() + self.eps)
+        b1, b2 = self.betas
+        self._next_second = b2 * self.second[k] + (1 - b2) * g**2
+        v_hat = self._next_second / (1 - b2**t)
+        c = (1 - b1**t) if self.bc == "step" else (1 - b1)
+        return 1.0 / (c * (v_hat.sqrt() + self.eps))
+
+    def step(self, per_sample: list[Tensor]) -> None:
+        """One step from per-sample gradients of each sample's own loss, ``(N, *shape)``."""
+        gammas = []
+        for k, gi in enumerate(per_sample):
+            gi = gi.double().flatten(1) + self.wd * self.params[k].flatten()
+            n = gi.shape[0]
+            if n < 2 or not torch.isfinite(gi).all():
+                gammas.append(self.gamma[k])
+                continue
+            g = gi.mean(0)
+            if not (g != 0).any():
+                gammas.append(self.gamma[k])
+                continue
+            d = self._inverse_hessian(k, g)
+            centred = gi - g
+            var = float((centred * d * centred).sum() / (n * (n - 1)))  # eq. (22)
+            prev = self.prev[k].flatten()
+            gmat = torch.stack([g, g - prev], 1).numpy()  # eq. (15)
+            a = gmat.T @ (d.numpy()[:, None] * gmat)  # eq. (24)
+            b = np.array([var, var])  # eq. (23)
+            if self.t[k] == 0 or not self.adapt:
+                g1 = 1.0 if a[0, 0] == 0 else min(max(var / a[0, 0], 0.0), 1.0)
+                gamma_o = np.array([g1, 0.0])
+            else:
+                gamma_o = kkt_minimum(a, b)
+            self.gamma[k] = (1 - self.v) * gamma_o + self.v * self.gamma[k]  # eq. (26)
+            ghat = g - torch.from_numpy(gmat @ self.gamma[k])  # eq. (14)
+            self.params[k] -= (d * ghat).view_as(self.params[k])  # eq. (9)
+            self.prev[k] = ghat.view_as(self.params[k])
+            if self.kind != "sgd":
+                self.second[k] = self._next_second
+            self.t[k] += 1
+            gammas.append(self.gamma[k])
+        self.history.append([gm.copy() for gm in gammas])
+
+    def hparams(self) -> list[tuple[float, float]]:
+        """``(lr, momentum)`` per tensor."""
+        out = []
+        for g1, g2 in self.gamma:
+            lr = 1 - g1
+            out.append((lr, g2 / lr if lr > 0 else 0.0))
+        return out

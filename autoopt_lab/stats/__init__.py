@@ -1,0 +1,25 @@
+"""Per-sample gradient statistics: the engines behind the Auto optimizers.
+
+- :func:`track` — the hook engine (fast; Linear, Conv1d, Conv2d, Embedding, LayerNorm,
+  GroupNorm, BatchNorm in eval mode; extend with :func:`register_rule`);
+- :func:`functional_backward` — the ``torch.func`` engine (any model);
+- :mod:`autoopt_lab.stats.reference` — a loop over samples, for tests.
+"""
+
+from .functional import functional_backward, per_sample_grads
+from .hooks import Tracker, track
+from .record import SampleStats
+from .rules import LayerRule, UnsupportedModuleError, register_rule, rule_for, supported_types
+
+__all__ = [
+    "LayerRule",
+    "SampleStats",
+    "Tracker",
+    "UnsupportedModuleError",
+    "functional_backward",
+    "per_sample_grads",
+    "register_rule",
+    "rule_for",
+    "supported_types",
+    "track",
+]

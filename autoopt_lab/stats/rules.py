@@ -1,0 +1,225 @@
+"""Per-sample gradients, one rule per layer type (the Opacus / BackPACK layout).
+
+A rule turns what the hook engine saw for one call of a module — its input ``a`` and the
+gradient ``dz`` that reached its output — into per-sample gradients of the module's own
+parameters. Each rule gives the general ``per_sample`` form (``name -> (N, *shape)``) and may
+give a cheaper ``sum_sq`` form (``name -> sum_i g_i * g_i``) that never materialises the
+per-sample tensors. Both work on the gradients as the hook sees them: the caller rescales.
+
+Register a rule for a new layer type with :func:`register_rule`:
+
+>>> import torch
+>>> class Scale(torch.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.weight = torch.nn.Parameter(torch.ones(3))
+...     def forward(self, x):
+...         return x * self.weight
+>>> @register_rule(Scale, params=("weight",))
+... def _scale(module, a, dz):
+...     return {"weight": a * dz}
+>>> rule_for(Scale()).params
+('weight',)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PerSampleFn = Callable[[nn.Module, Tensor, Tensor], dict[str, Tensor]]
+CheckFn = Callable[[nn.Module], "str | None"]
+
+
+class UnsupportedModuleError(TypeError):
+    """A module holds trainable parameters whose per-sample gradients no rule computes."""
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """How to get per-sample gradients for one layer type."""
+
+    per_sample: PerSampleFn
+    sum_sq: PerSampleFn | None = None
+    check: CheckFn | None = None
+    params: tuple[str, ...] = ("weight", "bias")
+
+    def sum_of_squares(self, module: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+        """``sum_i g_i * g_i`` for each of the module's parameters."""
+        if self.sum_sq is not None:
+            return self.sum_sq(module, a, dz)
+        return {k: v.square().sum(0) for k, v in self.per_sample(module, a, dz).items()}
+
+
+_RULES: dict[type, LayerRule] = {}
+
+
+def register_rule(
+    *types: type,
+    sum_sq: PerSampleFn | None = None,
+    check: CheckFn | None = None,
+    params: tuple[str, ...] = ("weight", "bias"),
+) -> Callable[[PerSampleFn], PerSampleFn]:
+    """Decorator: register ``fn(module, a, dz) -> {name: (N, *shape)}`` for ``types``."""
+
+    def deco(fn: PerSampleFn) -> PerSampleFn:
+        for t in types:
+            _RULES[t] = LayerRule(per_sample=fn, sum_sq=sum_sq, check=check, params=params)
+        return fn
+
+    return deco
+
+
+def rule_for(module: nn.Module) -> LayerRule | None:
+    """The rule for ``module``'s type (or its nearest registered base class), or None."""
+    for t in type(module).__mro__:
+        if t in _RULES:
+            return _RULES[t]
+    return None
+
+
+def supported_types() -> list[str]:
+    """Names of the layer types that have a rule."""
+    return sorted(t.__name__ for t in _RULES)
+
+
+def _present(module: nn.Module, out: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Keep only entries for parameters the module has and trains."""
+    keep = {}
+    for name, value in out.items():
+        p = getattr(module, name, None)
+        if isinstance(p, Tensor) and p.requires_grad:
+            keep[name] = value
+    return keep
+
+
+# ----------------------------------------------------------------------------- Linear
+def _linear_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    if a.dim() == 2:
+        w = torch.einsum("no,ni->noi", dz, a)
+        b = dz
+    else:  # (N, ..., in): sum over the middle dimensions
+        w = torch.einsum("n...o,n...i->noi", dz, a)
+        b = dz.flatten(1, -2).sum(1)
+    return _present(m, {"weight": w, "bias": b})
+
+
+def _linear_sum_sq(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    if a.dim() != 2:
+        return {k: v.square().sum(0) for k, v in _linear_per_sample(m, a, dz).items()}
+    dz2 = dz.square()
+    return _present(m, {"weight": dz2.t() @ a.square(), "bias": dz2.sum(0)})
+
+
+# ----------------------------------------------------------------------------- Conv1d/2d
+def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    n = a.shape[0]
+    one_d = isinstance(m, nn.Conv1d)
+    padding = m.padding
+    if m.padding_mode != "zeros" or isinstance(padding, str):
+        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+        a = F.pad(a, m._reversed_padding_repeated_twice, mode=mode)
+        padding = (0,) * len(m.kernel_size)
+    kernel, stride, dilation = m.kernel_size, m.stride, m.dilation
+    if one_d:
+        a, dz = a.unsqueeze(2), dz.unsqueeze(2)
+        kernel, stride, dilation = (1, *kernel), (1, *stride), (1, *dilation)
+        padding = (0, *padding)
+    cols = F.unfold(a, kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
+    groups, c_out = m.groups, m.out_channels
+    cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[-1])
+    dzg = dz.reshape(n, groups, c_out // groups, -1)
+    w = torch.einsum("ngol,ngil->ngoi", dzg, cols).reshape(n, *m.weight.shape)
+    b = dz.flatten(2).sum(2)
+    return _present(m, {"weight": w, "bias": b})
+
+
+# ----------------------------------------------------------------------------- Embedding
+def _embedding_per_sample(m: nn.Module, idx: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    n = idx.shape[0]
+    vocab, dim = m.weight.shape
+    out = dz.new_zeros(n, vocab, dim)
+    rows = torch.arange(n, device=idx.device).view(n, *[1] * (idx.dim() - 1)).expand_as(idx)
+    out.index_put_((rows.reshape(-1), idx.reshape(-1)), dz.reshape(-1, dim), accumulate=True)
+    if m.padding_idx is not None:
+        out[:, m.padding_idx] = 0
+    return {"weight": out}
+
+
+def _embedding_sum_sq(m: nn.Module, idx: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    n = idx.shape[0]
+    vocab, dim = m.weight.shape
+    rows = torch.arange(n, device=idx.device).view(n, *[1] * (idx.dim() - 1))
+    keys = (rows * vocab + idx).reshape(-1)
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    per_pair = dz.new_zeros(uniq.numel(), dim).index_add_(0, inverse, dz.reshape(-1, dim))
+    out = dz.new_zeros(vocab, dim).index_add_(0, uniq % vocab, per_pair.square())
+    if m.padding_idx is not None:
+        out[m.padding_idx] = 0
+    return {"weight": out}
+
+
+def _embedding_check(m: nn.Module) -> str | None:
+    if m.sparse:
+        return "sparse gradients are not supported; build it with sparse=False"
+    return None
+
+
+# ----------------------------------------------------------------------------- Norm layers
+def _affine_per_sample(
+    m: nn.Module, xhat: Tensor, dz: Tensor, trailing: int | None
+) -> dict[str, Tensor]:
+    """Per-sample grads of ``y = xhat * weight + bias``.
+
+    ``trailing=None``: channel layout ``(N, C, *)``, parameters per channel. Otherwise the
+    parameters cover the last ``trailing`` dimensions (LayerNorm layout ``(N, ..., *shape)``).
+    """
+    prod = dz * xhat
+    if trailing is None:
+        return _present(m, {"weight": prod.flatten(2).sum(2), "bias": dz.flatten(2).sum(2)})
+    middle = tuple(range(1, prod.dim() - trailing))
+    if middle:
+        prod, dz = prod.sum(middle), dz.sum(middle)
+    return _present(m, {"weight": prod, "bias": dz})
+
+
+def _layer_norm_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    xhat = F.layer_norm(a, m.normalized_shape, eps=m.eps)
+    return _affine_per_sample(m, xhat, dz, trailing=len(m.normalized_shape))
+
+
+def _group_norm_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    xhat = F.group_norm(a, m.num_groups, eps=m.eps)
+    return _affine_per_sample(m, xhat, dz, trailing=None)
+
+
+def _batch_norm_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    shape = (1, -1) + (1,) * (a.dim() - 2)
+    xhat = (a - m.running_mean.view(shape)) * torch.rsqrt(m.running_var.view(shape) + m.eps)
+    return _affine_per_sample(m, xhat, dz, trailing=None)
+
+
+def _batch_norm_check(m: nn.Module) -> str | None:
+    if m.training or not m.track_running_stats:
+        return (
+            "BatchNorm in training mode mixes the samples of a batch, so per-sample gradients "
+            "are undefined; use GroupNorm or LayerNorm, or put the layer in eval mode "
+            "(module.eval()) to train its affine parameters with running statistics"
+        )
+    return None
+
+
+_RULES[nn.Linear] = LayerRule(_linear_per_sample, _linear_sum_sq)
+_RULES[nn.Conv1d] = LayerRule(_conv_per_sample)
+_RULES[nn.Conv2d] = LayerRule(_conv_per_sample)
+_RULES[nn.Embedding] = LayerRule(
+    _embedding_per_sample, _embedding_sum_sq, _embedding_check, params=("weight",)
+)
+_RULES[nn.LayerNorm] = LayerRule(_layer_norm_per_sample)
+_RULES[nn.GroupNorm] = LayerRule(_group_norm_per_sample)
+for _bn in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+    _RULES[_bn] = LayerRule(_batch_norm_per_sample, check=_batch_norm_check)

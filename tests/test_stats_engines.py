@@ -1,0 +1,211 @@
+"""The hook engine and the functional engine against the loop-over-samples reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoopt_lab.stats import (
+    UnsupportedModuleError,
+    functional_backward,
+    per_sample_grads,
+    track,
+)
+from autoopt_lab.stats.reference import loop_per_sample_grads, loop_sum_sq
+
+
+class PaperMnistCNN(nn.Module):
+    """The paper's MNIST CNN (nested inside a wrapper below to test nesting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, 5)
+        self.conv2 = nn.Conv2d(10, 20, 5)
+        self.drop2d = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.drop2d(self.conv2(x)), 2))
+        x = F.dropout(F.relu(self.fc1(x.flatten(1))), training=self.training)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class Wrapper(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(PaperMnistCNN())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Mixed(nn.Module):
+    """Conv1d, Embedding, LayerNorm, GroupNorm, BatchNorm (eval), shared input, in-place ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(11, 6, padding_idx=0)
+        self.conv = nn.Conv1d(6, 8, 3, padding=1, padding_mode="circular")
+        self.gn = nn.GroupNorm(2, 8)
+        self.ln = nn.LayerNorm(8)
+        self.bn = nn.BatchNorm1d(8)
+        self.head_a = nn.Linear(8, 3)
+        self.head_b = nn.Linear(8, 3, bias=False)
+        self.seq = nn.Linear(8, 8)  # 3-D input (N, T, C)
+
+    def forward(self, tokens):
+        h = self.emb(tokens).transpose(1, 2)  # (N, 6, T)
+        h = torch.relu_(self.conv(h))
+        h = self.gn(h)
+        h = self.bn(h)
+        h = self.seq(h.transpose(1, 2)).mean(1)  # Linear on (N, T, 8)
+        h = self.ln(h)
+        return F.log_softmax(self.head_a(h) + self.head_b(h), dim=1)  # shared input h
+
+
+def _check(model, x, y, reduction="mean", atol=1e-5, rtol=1e-4):
+    loss_fn = F.nll_loss
+    expected = loop_sum_sq(model, loss_fn, x, y)
+    model.zero_grad()
+    with track(model, loss_reduction=reduction):
+        out = model(x)
+        loss = F.nll_loss(out, y, reduction=reduction)
+        loss.backward()
+        for name, p in model.named_parameters():
+            st = p.autoopt_stats
+            assert st.batch_size == x.shape[0]
+            torch.testing.assert_close(st.sum_sq.double(), expected[name], atol=atol, rtol=rtol)
+            mean_grad = p.grad * st.grad_scale
+            ref = loop_per_sample_grads(model, loss_fn, x, y)[name].mean(0)
+            torch.testing.assert_close(mean_grad, ref, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 64])
+def test_hook_engine_matches_reference_on_paper_cnn(n):
+    torch.manual_seed(n)
+    model = Wrapper().eval()  # dropout in eval mode
+    x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    _check(model, x, y)
+
+
+@pytest.mark.slow
+def test_hook_engine_matches_reference_at_256():
+    torch.manual_seed(0)
+    model = Wrapper().eval()
+    _check(model, torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,)))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_hook_engine_matches_reference_on_mixed_layers(reduction):
+    torch.manual_seed(1)
+    model = Mixed().eval()
+    model.bn.running_mean.uniform_(-0.5, 0.5)
+    model.bn.running_var.uniform_(0.5, 2.0)
+    tokens = torch.randint(0, 11, (9, 7))
+    tokens[0, :3] = 0  # padding index
+    _check(model, tokens, torch.randint(0, 3, (9,)), reduction=reduction)
+
+
+def test_conv_groups_stride_dilation_same_padding():
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(4, 6, 3, stride=2, dilation=2, groups=2, padding=1),
+        nn.Conv2d(6, 4, (2, 3), padding="same", padding_mode="reflect"),
+        nn.Flatten(),
+        nn.LazyLinear(5),
+        nn.LogSoftmax(dim=1),
+    )
+    x = torch.randn(5, 4, 11, 9)
+    model(x)  # materialise the lazy layer
+    _check(model, x, torch.randint(0, 5, (5,)))
+
+
+def test_module_called_twice_sums_per_sample_grads_before_squaring():
+    torch.manual_seed(3)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return F.log_softmax(self.out(torch.tanh(self.lin(torch.tanh(self.lin(x))))), 1)
+
+    _check(Twice(), torch.randn(6, 4), torch.randint(0, 3, (6,)))
+
+
+def test_functional_engine_matches_reference_and_backward():
+    torch.manual_seed(4)
+    model = Wrapper().eval()
+    x, y = torch.randn(12, 1, 28, 28), torch.randint(0, 10, (12,))
+    grads, losses = per_sample_grads(model, F.nll_loss, x, y)
+    ref = loop_per_sample_grads(model, F.nll_loss, x, y)
+    for name in ref:
+        torch.testing.assert_close(grads[name], ref[name], atol=1e-5, rtol=1e-4)
+    model.zero_grad()
+    F.nll_loss(model(x), y).backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    loss = functional_backward(model, F.nll_loss, x, y)
+    torch.testing.assert_close(loss, F.nll_loss(model(x), y))
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, plain[n], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(
+            p.autoopt_stats.sum_sq, ref[n].square().sum(0), atol=1e-5, rtol=1e-4
+        )
+
+
+def test_functional_engine_handles_a_layer_the_hooks_do_not():
+    model = nn.Sequential(nn.Flatten(), nn.PReLU(), nn.Linear(6, 2))
+    with pytest.raises(UnsupportedModuleError, match=r"'1' \(PReLU\).*functional_backward"):
+        track(model)
+    x, y = torch.randn(4, 6), torch.tensor([0, 1, 1, 0])
+    functional_backward(model, F.cross_entropy, x, y)
+    ref = loop_sum_sq(model, F.cross_entropy, x, y)
+    torch.testing.assert_close(model[1].weight.autoopt_stats.sum_sq.double(), ref["1.weight"])
+
+
+def test_batchnorm_in_training_mode_is_a_clear_error():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    with track(model):
+        with pytest.raises(UnsupportedModuleError, match="BatchNorm.*training mode"):
+            model(torch.randn(5, 3))
+    with pytest.raises(UnsupportedModuleError, match="BatchNorm in training mode"):
+        functional_backward(model, F.cross_entropy, torch.randn(5, 3), torch.zeros(5).long())
+
+
+def test_tied_weights_and_double_tracking_are_refused():
+    a = nn.Linear(3, 3)
+    b = nn.Linear(3, 3)
+    b.weight = a.weight
+    with pytest.raises(UnsupportedModuleError, match="shared"):
+        track(nn.Sequential(a, b))
+    model = nn.Linear(2, 2)
+    with track(model), pytest.raises(RuntimeError, match="already tracked"):
+        track(model)
+
+
+def test_no_grad_forward_records_nothing_and_remove_clears():
+    model = nn.Linear(3, 2)
+    handle = track(model)
+    with torch.no_grad():
+        model(torch.randn(4, 3))
+    F.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 0, 1])).backward()
+    assert model.weight.autoopt_stats is not None
+    handle.remove()
+    assert not hasattr(model.weight, "autoopt_stats")
+    model(torch.randn(4, 3)).sum().backward()
+    assert not hasattr(model.weight, "autoopt_stats")
+
+
+def test_second_backward_before_step_marks_stats_stale():
+    model = nn.Linear(3, 2)
+    with track(model):
+        for _ in range(2):
+            F.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 0, 1])).backward()
+        assert model.weight.autoopt_stats.stale
