@@ -33,6 +33,9 @@ from .report import shift_report
 from .run import StreamRun
 from .sampler import StreamSampler, build_plan, sigmoid_fraction
 from .scenario import (
+    SHIFT_KINDS,
+    SHIFT_KINDS_ALL,
+    TRANSITION_KINDS,
     Scenario,
     ScenarioError,
     Segment,
@@ -44,7 +47,8 @@ from .scenario import (
 from .shifts import Condition, condition_from_shifts, interpolate
 
 __all__ = [
-    "AUTO_OPTIMIZERS", "BASELINES", "DETECTORS", "GRIDS", "OPTIMIZERS", "Condition",
+    "AUTO_OPTIMIZERS", "BASELINES", "DETECTORS", "GRIDS", "OPTIMIZERS", "SHIFT_KINDS", "SHIFT_KINDS_ALL",
+    "TRANSITION_KINDS", "Condition",
     "LossNormalizer", "Monitor", "Scenario", "ScenarioError", "Segment", "Shift",
     "StreamRun", "StreamSampler", "Transition", "build_plan", "catalogue_dir",
     "condition_from_shifts", "find_scenario", "interpolate", "list_catalogue", "load_scenario",

@@ -38,6 +38,7 @@ import tomllib
 __all__ = [
     "DATASETS",
     "SHIFT_KINDS",
+    "SHIFT_KINDS_ALL",
     "TRANSITION_KINDS",
     "MetricsConfig",
     "Scenario",
@@ -64,6 +65,9 @@ SHIFT_KINDS: dict[str, dict[str, tuple[type, Any]]] = {
     "concept": {"mapping": (list, None)},
     "class_incremental": {"classes": (list, None)},
 }
+
+#: Every shift kind a catalogue can exercise: the table kinds plus a batch-size change.
+SHIFT_KINDS_ALL = frozenset(SHIFT_KINDS) | {"batch_size"}
 
 TRANSITION_KINDS = ("sudden", "gradual", "incremental", "recurring")
 
