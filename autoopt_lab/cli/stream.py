@@ -10,8 +10,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
         "trace.parquet, summary.json and PNGs into --out. Baselines (sgd, adam, adagrad) are "
         "tuned on the first segment only.",
     )
-    p.add_argument("scenario", nargs="?", help="catalogue name (see --list) or path to a .toml")
+    p.add_argument("scenario", nargs="*",
+                   help="catalogue name(s) (see --list) or path(s) to .toml files; with several, "
+                   "each gets OUT/<name>/ and OUT/table.md sums them up")
     p.add_argument("--list", action="store_true", help="list the catalogue, one line each")
     p.add_argument("--optimizer", default="autosgd,sgd",
                    help="comma-separated: autosgd, autoadam, autoadagrad, sgd, adam, adagrad "
@@ -72,17 +74,17 @@ def main(args: argparse.Namespace) -> int:
         print("error: give a SCENARIO (catalogue name or .toml path), or --list", file=sys.stderr)
         return 2
     try:
-        scenario = find_scenario(args.scenario)
+        scenarios = [find_scenario(name) for name in args.scenario]
         optimizers = parse_optimizers(args.optimizer)
     except (FileNotFoundError, ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     scale = 0.25 if args.quick and args.steps_scale == 1.0 else args.steps_scale
     if scale != 1.0:
-        scenario = scenario.scaled(scale)
+        scenarios = [sc.scaled(scale) for sc in scenarios]
     if args.validate:
-        print(f"{scenario.source}: valid, {len(scenario.segments)} segments, "
-              f"{scenario.total_steps} steps")
+        for sc in scenarios:
+            print(f"{sc.source}: valid, {len(sc.segments)} segments, {sc.total_steps} steps")
         return 0
     if not args.out:
         print("error: --out DIR is required to run a scenario", file=sys.stderr)
@@ -91,23 +93,38 @@ def main(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    import pandas as pd
+
     from autoopt_lab.data import DataUnavailableError
+    from autoopt_lab.streams.table import markdown_table, table_rows
 
     grid = args.grid or ("quick" if args.quick else "full")
-    try:
-        _, summary = run_scenario(scenario, optimizers, out=args.out, device=args.device,
-                                  grid=grid, tuning_cache=args.tuning_cache,
-                                  checkpoint_every=args.checkpoint_every)
-    except DataUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    rows = []
-    for name, s in summary["optimizers"].items():
-        rec = [sh["recovery_steps"] for sh in s["shifts"]]
-        rows.append({"optimizer": name, "prequential_error": round(s["prequential_error"], 4),
-                     "recovery_steps": rec,
-                     "harness_over_train": round(s["timing"]["harness_over_train"], 3),
-                     "hparams": s["hparams"]})
-    print(json.dumps(rows, indent=1))
-    print(f"wrote {args.out}/trace.parquet, summary.json, comparison.png and one PNG per optimizer")
+    out = Path(args.out)
+    many = len(scenarios) > 1
+    cache = args.tuning_cache or (out / "tuning.json")
+    all_rows = []
+    for sc in scenarios:
+        target = out / sc.name if many else out
+        try:
+            _, summary = run_scenario(sc, optimizers, out=target, device=args.device,
+                                      grid=grid, tuning_cache=cache,
+                                      checkpoint_every=args.checkpoint_every)
+        except DataUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        rows = table_rows(summary)
+        all_rows += rows
+        print(f"{sc.name}: wrote {target}/trace.parquet, summary.json, comparison.png and one "
+              "PNG per optimizer")
+        for name, s in summary["optimizers"].items():
+            rec = [sh["recovery_steps"] for sh in s["shifts"]]
+            print(f"  {name:<12} prequential error {s['prequential_error']:.4f}  "
+                  f"recovery {rec}  harness/train {s['timing']['harness_over_train']:.3f}  "
+                  f"{s['hparams'] or ''}")
+    if all_rows:
+        table = markdown_table(all_rows)
+        (out / "table.md").write_text(table + "\n")
+        pd.DataFrame(all_rows).to_csv(out / "table.csv", index=False)
+        if many:
+            print(f"wrote {out}/table.md and table.csv")
     return 0

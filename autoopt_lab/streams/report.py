@@ -84,11 +84,14 @@ def shift_report(df: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
         end = start + seg.steps
         sel = (steps >= start) & (steps < end)
         n = sizes[sel].sum()
+        cond = (plan[start].new if seg.transition.kind != "incremental"
+                else plan[end - 1].new).describe()
+        if i > 0 and seg.batch_size != scenario.segments[i - 1].batch_size:
+            cond = f"batch size {scenario.segments[i - 1].batch_size}->{seg.batch_size}; {cond}"
         seg_info = {
             "index": i, "name": seg.name, "start": start, "steps": seg.steps,
             "steps_run": int(sel.sum()), "batch_size": seg.batch_size,
-            "condition": plan[start].new.describe() if seg.transition.kind != "incremental"
-            else plan[end - 1].new.describe(),
+            "condition": cond,
             "prequential_error": _none_if_nan(1.0 - correct[sel].sum() / n) if n else None,
         }
         segments.append(seg_info)
