@@ -33,11 +33,13 @@ from autoopt_lab.workbench.config import BATCH_SIZES, DATASETS, NO_SHIFT, OPTIMI
 from autoopt_lab.workbench.plotting import RunPlot
 from autoopt_lab.workbench.results import save_to_store, summary_table, trace_frame, write_json
 from autoopt_lab.workbench.runner import BackgroundRunner
-from autoopt_lab.workbench.session import build_sources
+from autoopt_lab.workbench.session import build_sources, lane_configs
 
 log = logging.getLogger(__name__)
 
 _FAMILIES = ("SGD", "Adam", "AdaGrad")
+#: Controls a catalogue scenario decides (shown, but not editable, while one is selected).
+_SCENARIO_FIXED = ("dataset", "model", "batch_size")
 
 
 def available_scenarios() -> list[str]:
@@ -185,6 +187,7 @@ class Workbench:
         self.status = widgets.HTML(value="<i>Set the controls and press Start.</i>")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.table = widgets.HTML()
+        self.scenario_note = widgets.HTML()
         self.start_button.on_click(lambda _b: self._start_clicked())
         self.stop_button.on_click(lambda _b: self.stop())
         c["mode"].observe(lambda _ch: self._sync_visibility(), names="value")
@@ -195,7 +198,15 @@ class Workbench:
             [c["dataset"], c["model"], c["mode"], c["family"], c["lr"], c["momentum"]]
         )
         right = widgets.VBox(
-            [c["batch_size"], c["steps"], c["scenario"], c["compare"], c["seed"], c["device"]]
+            [
+                c["batch_size"],
+                c["steps"],
+                c["scenario"],
+                self.scenario_note,
+                c["compare"],
+                c["seed"],
+                c["device"],
+            ]
         )
         buttons = widgets.HBox([self.start_button, self.stop_button, self.progress])
         self.widget = widgets.VBox(
@@ -214,58 +225,66 @@ class Workbench:
         c = self.controls
         manual_main = c["mode"].value == "Manual"
         compare = c["compare"].value
-        manual_compare = compare != "none" and not compare.startswith("Auto")
-        show_lr = manual_main or manual_compare
-        fam = c["family"].value if manual_main else compare.removeprefix("Auto")
-        show_mom = show_lr and (fam != "AdaGrad" or (manual_compare and compare != "AdaGrad"))
-        c["lr"].layout.display = None if show_lr else "none"
-        c["momentum"].layout.display = None if show_mom else "none"
-        c["momentum"].description = (
-            "beta1" if manual_main and c["family"].value == "Adam" else "momentum"
-        )
+        manual_compare = compare in ("SGD", "Adam", "AdaGrad")
+        # lr for any manual optimizer; momentum for manual SGD only (Adam runs with the
+        # paper's betas (0.9, 0.99), AdaGrad has none).
+        c["lr"].layout.display = None if manual_main or manual_compare else "none"
+        sgd = (manual_main and c["family"].value == "SGD") or compare == "SGD"
+        c["momentum"].layout.display = None if sgd else "none"
 
     def _sync_scenario(self) -> None:
+        """A catalogue scenario fixes the data set, model and batch size; steps rescale it."""
         name = self.controls["scenario"].value
         fixed = name != NO_SHIFT
-        for key in ("dataset", "batch_size", "steps"):
+        for key in _SCENARIO_FIXED:
             self.controls[key].disabled = fixed
         if fixed:
             from autoopt_lab.workbench.streaming import scenario_summary
 
             info = scenario_summary(name)
-            self.controls["dataset"].value = info["dataset"]
-            if info["batch_size"] not in self.controls["batch_size"].options:
-                self.controls["batch_size"].options = sorted(
-                    {*self.controls["batch_size"].options, info["batch_size"]}
-                )
-            self.controls["batch_size"].value = info["batch_size"]
-            self.controls["steps"].value = info["steps"]
+            c = self.controls
+            c["dataset"].value = info["dataset"]
+            c["model"].value = (
+                info["model"] if info["model"] in c["model"].options else "paper default"
+            )
+            if info["batch_size"] not in c["batch_size"].options:
+                c["batch_size"].options = sorted({*c["batch_size"].options, info["batch_size"]})
+            c["batch_size"].value = info["batch_size"]
+            c["steps"].value = info["steps"]
+            segs = " &rarr; ".join(html.escape(s) for s in info["segments"])
+            self.scenario_note.value = (
+                f"<small>{html.escape(info['description'])}<br>segments: {segs}</small>"
+            )
+        else:
+            self.scenario_note.value = ""
 
     def set_config(self, config: RunConfig) -> None:
-        """Put ``config`` into the controls."""
+        """Put ``config`` into the controls (a scenario's own data set and batch size win)."""
         c = self.controls
-        c["dataset"].value = config.dataset
-        c["model"].value = config.model or "paper default"
-        c["mode"].value = "Auto" if config.is_auto else "Manual"
-        c["family"].value = config.family
-        c["lr"].value = config.lr
-        c["momentum"].value = config.momentum
-        if config.batch_size not in c["batch_size"].options:
-            c["batch_size"].options = sorted({*c["batch_size"].options, config.batch_size})
-        c["batch_size"].value = config.batch_size
-        c["steps"].value = config.steps
         if config.scenario not in c["scenario"].options:
             raise ValueError(
                 f"scenario={config.scenario!r} is unknown; allowed: {', '.join(c['scenario'].options)}"
             )
-        c["scenario"].value = config.scenario
-        c["steps"].value = config.steps if config.scenario == NO_SHIFT else c["steps"].value
-        c["compare"].value = config.compare or "none"
-        c["seed"].value = config.seed
         if config.device not in c["device"].options:
             raise ValueError(
                 f"device={config.device!r} is not available; allowed: {', '.join(c['device'].options)}"
             )
+        if config.scenario == NO_SHIFT:
+            c["scenario"].value = NO_SHIFT
+            c["dataset"].value = config.dataset
+            c["model"].value = config.model or "paper default"
+            if config.batch_size not in c["batch_size"].options:
+                c["batch_size"].options = sorted({*c["batch_size"].options, config.batch_size})
+            c["batch_size"].value = config.batch_size
+        else:
+            c["scenario"].value = config.scenario
+        c["steps"].value = config.steps
+        c["mode"].value = "Auto" if config.is_auto else "Manual"
+        c["family"].value = config.family
+        c["lr"].value = config.lr
+        c["momentum"].value = config.momentum
+        c["compare"].value = config.compare or "none"
+        c["seed"].value = config.seed
         c["device"].value = config.device
         self._sync_visibility()
 
@@ -368,7 +387,7 @@ class Workbench:
         self.stop_button.disabled = enabled
         fixed = self.controls["scenario"].value != NO_SHIFT
         for key, w in self.controls.items():
-            w.disabled = (not enabled) or (fixed and key in ("dataset", "batch_size", "steps"))
+            w.disabled = (not enabled) or (fixed and key in _SCENARIO_FIXED)
 
     def _draw(self, runner: BackgroundRunner) -> RunPlot:
         assert self._plot is not None
@@ -450,10 +469,13 @@ class Workbench:
             "plot_updates": runner.updates,
             "lanes": table.reset_index().to_dict(orient="records"),
         }
+        shift_reports = self._shift_reports(runner)
+        if shift_reports:
+            metrics["shift_report"] = shift_reports
         stored = False
         if self.store_path is not None and runner.steps_done > 0:
             try:
-                stored = save_to_store(self.store_path, self.config.to_dict(), metrics, trace)
+                stored = self._store(runner, table, trace, metrics)
             except Exception:
                 log.exception("saving the run to the results store at %s failed", self.store_path)
         return RunResult(
@@ -467,6 +489,47 @@ class Workbench:
             metrics=metrics,
             stored=stored,
         )
+
+    def _shift_reports(self, runner: BackgroundRunner) -> dict[str, Any]:
+        """Per lane: the harness's per-shift report (detection delay, recovery time)."""
+        if self.config is None or self.config.scenario == NO_SHIFT:
+            return {}
+        out = {}
+        for label, src in runner.sources.items():
+            run = getattr(src, "run", None)
+            if run is not None and run.records:
+                rep = run.summary()
+                out[label] = {"shifts": rep.get("shifts", []), "segments": rep.get("segments", [])}
+        return out
+
+    def _store(
+        self,
+        runner: BackgroundRunner,
+        table: pd.DataFrame,
+        trace: pd.DataFrame,
+        metrics: dict[str, Any],
+    ) -> bool:
+        """One store row per lane (each lane is a run), tagged ``sweep="workbench"``."""
+        assert self.config is not None and self.store_path is not None
+        stored = True
+        for label, cfg in lane_configs(self.config).items():
+            row = table.loc[label]
+            lane_metrics = {
+                "state": runner.state,
+                "steps": int(row["steps"]),
+                "planned_steps": runner.total_steps,
+                "final_loss": float(row["final loss"]),
+                "prequential_err_pct": 100.0 * (1.0 - float(row["mean acc"])),
+                "final_err_pct": 100.0 * (1.0 - float(row["final acc"])),
+                "wall_time_s": runner.wall_seconds,
+                "draw_fraction": runner.draw_fraction,
+            }
+            if label in metrics.get("shift_report", {}):
+                lane_metrics["shift_report"] = metrics["shift_report"][label]
+            config = {**cfg.to_dict(), "source": "workbench", "compare": None}
+            lane_trace = trace[trace["lane"] == label].drop(columns="lane")
+            stored = save_to_store(self.store_path, config, lane_metrics, lane_trace) and stored
+        return stored
 
     # ----------------------------------------------------------------- static outputs
     def show_results(self, json_path: str | Path | None = None) -> dict[str, Any]:

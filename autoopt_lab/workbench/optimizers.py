@@ -1,15 +1,12 @@
-"""Build the optimizer a :class:`~autoopt_lab.workbench.config.RunConfig` names, and read
-its per-tensor learning rate and momentum.
+"""Read an optimizer's per-tensor learning rate and momentum, Auto or manual alike.
 
-Auto optimizers come from :mod:`autoopt_lab.optim`; manual ones are the stock
-``torch.optim`` classes with the lr/momentum from the config. For the manual optimizers the
-reported "momentum" is SGD's ``momentum``, Adam's ``beta1`` and 0 for AdaGrad, so the same
-plot shows both kinds.
+Auto optimizers report their adapted values; for the stock ``torch.optim`` classes the
+reported "momentum" is SGD's ``momentum``, Adam's ``beta1`` and 0 for AdaGrad, so one plot
+shows both kinds.
 
 >>> import torch
->>> from autoopt_lab.workbench.config import RunConfig
 >>> net = torch.nn.Linear(3, 2)
->>> opt = build_optimizer(RunConfig(optimizer="SGD", lr=0.1, momentum=0.5), net)
+>>> opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.5)
 >>> read_hparams(opt, net)
 {'weight': (0.1, 0.5), 'bias': (0.1, 0.5)}
 """
@@ -17,25 +14,6 @@ plot shows both kinds.
 from __future__ import annotations
 
 import torch
-
-from autoopt_lab.workbench.config import RunConfig
-
-
-def build_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer for ``model`` that ``config.optimizer`` names."""
-    if config.is_auto:
-        from autoopt_lab import optim as auto_optim
-
-        cls = getattr(auto_optim, config.optimizer)
-        return cls(model.named_parameters())
-    params = model.parameters()
-    if config.family == "SGD":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    if config.family == "Adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.momentum, 0.99))
-    if config.family == "AdaGrad":
-        return torch.optim.Adagrad(params, lr=config.lr)
-    raise ValueError(f"optimizer={config.optimizer!r} has no builder")  # pragma: no cover
 
 
 def read_hparams(

@@ -91,7 +91,7 @@ def save_to_store(
     except ImportError as exc:
         log.warning("results store not available (%s); run kept in the output folder only", exc)
         return False
-    ResultsStore(Path(store_path)).add_run(config, metrics, trace)
+    ResultsStore(Path(store_path)).add_run(config, metrics, trace, sweep="workbench")
     log.info("run saved to the results store at %s", store_path)
     return True
 

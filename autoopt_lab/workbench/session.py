@@ -1,12 +1,12 @@
 """Build the step sources for a :class:`~autoopt_lab.workbench.config.RunConfig`.
 
-One lane per optimizer (two when ``config.compare`` is set), each with its own fresh model
-(same initial weights, from ``config.seed``) on the same stream of batches.
+One lane per optimizer (two when ``config.compare`` is set), each a
+:class:`~autoopt_lab.streams.StreamRun` with its own fresh model (same initial weights, from
+``config.seed``) on the same stream of batches.
 
 >>> from autoopt_lab.workbench.config import RunConfig
->>> lanes = build_sources(RunConfig(optimizer="SGD", steps=5))  # doctest: +SKIP
->>> list(lanes), lanes["SGD lr=0.01 m=0"].total_steps  # doctest: +SKIP
-(['SGD lr=0.01 m=0'], 5)
+>>> list(lane_configs(RunConfig(optimizer="AutoSGD", compare="SGD", lr=0.01)))
+['AutoSGD', 'SGD lr=0.01 m=0']
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import replace
 
 import torch
 
-from autoopt_lab.workbench.config import NO_SHIFT, RunConfig
-from autoopt_lab.workbench.optimizers import build_optimizer
-from autoopt_lab.workbench.sources import StationarySource, StepSource
+from autoopt_lab.workbench.config import RunConfig
+from autoopt_lab.workbench.sources import StepSource
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +29,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_model_for(
-    config: RunConfig, channels: int, num_classes: int, probe: torch.Tensor
-) -> torch.nn.Module:
-    """A fresh model seeded by ``config.seed``, checked against one real batch of inputs."""
-    from autoopt_lab.models import build_model, model_name_for
+def check_model_fits(
+    model_name: str, dataset: str, shape: tuple[int, ...], num_classes: int
+) -> None:
+    """Raise a clear ``ValueError`` when ``model_name`` cannot take ``dataset``'s images."""
+    from autoopt_lab.models import build_model
 
-    name = config.model or model_name_for(config.dataset)
-    torch.manual_seed(config.seed)
-    model = build_model(name, in_channels=channels, num_classes=num_classes)
+    model = build_model(model_name, in_channels=shape[0], num_classes=num_classes).eval()
     try:
         with torch.no_grad():
-            model.eval()(probe)
+            model(torch.zeros(2, *shape))
     except RuntimeError as exc:
-        shape = "x".join(str(s) for s in probe.shape[1:])
+        dims = "x".join(str(s) for s in shape)
         raise ValueError(
-            f"model {name!r} does not accept {config.dataset} images ({shape}); "
-            f"pick the data set's own model (model=None): {exc}"
+            f"model {model_name!r} does not accept {dataset} images ({dims}); "
+            f"pick the data set's own model ('paper default')"
         ) from exc
-    return model.train()
 
 
 def lane_configs(config: RunConfig) -> dict[str, RunConfig]:
@@ -59,7 +55,8 @@ def lane_configs(config: RunConfig) -> dict[str, RunConfig]:
         label = other.label()
         if label in lanes:
             raise ValueError(
-                f"compare={config.compare!r} is the same run as optimizer={config.optimizer!r}"
+                f"compare={config.compare!r} is the same run as optimizer={config.optimizer!r}; "
+                "pick a different optimizer or 'none'"
             )
         lanes[label] = other
     return lanes
@@ -67,29 +64,11 @@ def lane_configs(config: RunConfig) -> dict[str, RunConfig]:
 
 def build_sources(config: RunConfig) -> dict[str, StepSource]:
     """The step sources of a run, one per lane, ready to step."""
+    from autoopt_lab.data import load_arrays
+    from autoopt_lab.workbench.streaming import build_stream_sources, scenario_for
+
     device = resolve_device(config.device)
-    if config.scenario != NO_SHIFT:
-        from autoopt_lab.workbench.streaming import build_stream_sources
-
-        return build_stream_sources(config, device)
-    from autoopt_lab.data import load_arrays, normalize
-
-    x_raw, y, info = load_arrays(config.dataset, train=True)
-    x = normalize(x_raw, info)
-    log.info("workbench data: %s (%d samples, source %s)", info.name, len(x), info.source)
-    sources: dict[str, StepSource] = {}
-    for label, cfg in lane_configs(config).items():
-        model = build_model_for(cfg, info.channels, info.num_classes, x[:2]).to(device)
-        opt = build_optimizer(cfg, model)
-        sources[label] = StationarySource(
-            model,
-            opt,
-            x,
-            y,
-            batch_size=cfg.batch_size,
-            steps=cfg.steps,
-            seed=cfg.seed,
-            device=device,
-            track=cfg.is_auto,
-        )
-    return sources
+    scenario = scenario_for(config)
+    x, _, info = load_arrays(scenario.dataset, train=True)
+    check_model_fits(scenario.model, scenario.dataset, tuple(x.shape[1:]), scenario.num_classes)
+    return build_stream_sources(config, device, lane_configs(config))
