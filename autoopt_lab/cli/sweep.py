@@ -1,0 +1,65 @@
+"""``autoopt-lab sweep``: a subset of the paper's grid, in parallel workers, into a store.
+
+Resumable: run the same command again after an interruption (even ``kill -9``) and only
+the unfinished runs execute.
+
+Example::
+
+    autoopt-lab sweep --store results/fmnist.sqlite --datasets fashion-mnist \\
+        --optimizers sgd,autosgd --batch-sizes 128 --seeds 0-2 --epochs 3 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from autoopt_lab.experiments.executors import executor_names
+    from autoopt_lab.experiments.options import add_grid_arguments
+
+    p = subparsers.add_parser("sweep", help="run a (resumable) grid of runs into a results store")
+    p.add_argument("--store", required=True, help="SQLite results file (created if missing)")
+    add_grid_arguments(p)
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: CPU count)"
+    )
+    p.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--executor", default="process", choices=executor_names())
+    p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
+    p.add_argument("--name", default=None, help="a tag stored with every run")
+    p.add_argument("--dry-run", action="store_true", help="count the runs and exit")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from autoopt_lab.experiments import ResultsStore, run_sweep
+    from autoopt_lab.experiments.options import configs_from_args
+
+    try:
+        configs = configs_from_args(args)
+    except ValueError as exc:
+        print(f"autoopt-lab sweep: {exc}")
+        return 2
+    store = ResultsStore(args.store)
+    if args.dry_run:
+        done = store.done_ids()
+        left = sum(1 for c in configs if c.run_id() not in done)
+        print(
+            f"{len(configs)} runs in the grid, {len(configs) - left} already in {args.store}, {left} to do"
+        )
+        return 0
+    report = run_sweep(
+        configs,
+        store,
+        executor=args.executor,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        sweep_name=args.name,
+        data_root=args.data_root,
+        progress=not args.no_progress,
+    )
+    print(json.dumps(report.to_dict(), indent=2))
+    return 1 if report.failed else 0

@@ -1,0 +1,86 @@
+"""``autoopt-lab train``: one run, printed, and optionally saved to a results store.
+
+Example::
+
+    autoopt-lab train --dataset fashion-mnist --optimizer autosgd --batch-size 128 --epochs 2
+    autoopt-lab train --dataset mnist --optimizer sgd --lr 1e-2 --momentum 0 --store runs.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from autoopt_lab.experiments.config import OPTIMIZERS, RunConfig
+from autoopt_lab.experiments.options import _lr
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train one run and report its errors")
+    p.add_argument("--dataset", default="fashion-mnist", help="mnist, fashion-mnist or cifar10")
+    p.add_argument("--optimizer", default="autosgd", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=_lr, default=None, help="e.g. 1e-2 or 10^-1.5 (not for Auto)")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (not for Auto)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--model", default=None, help="mnist_cnn or cifar_lenet (default: the paper's)")
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--max-test-samples", type=int, default=None)
+    p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
+    p.add_argument("--store", default=None, help="also save the run into this SQLite store")
+    p.add_argument("--json", dest="json_out", default=None, help="write config+metrics JSON here")
+    p.add_argument("--trace-csv", default=None, help="write the per-step trace CSV here")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from autoopt_lab.experiments import ResultsStore, run
+
+    if args.optimizer == "sgd" and args.momentum is None:
+        args.momentum = 0.0
+    try:
+        config = RunConfig(
+            args.dataset,
+            args.optimizer,
+            lr=args.lr,
+            momentum=args.momentum,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            seed=args.seed,
+            device=args.device,
+            model=args.model,
+            max_train_samples=args.max_train_samples,
+            max_test_samples=args.max_test_samples,
+        )
+    except ValueError as exc:
+        print(f"autoopt-lab train: {exc}")
+        return 2
+    result = run(config, data_root=args.data_root, progress=not args.no_progress)
+    m = result.metrics
+    print(
+        f"run {result.run_id}: {config.label()} on {m['data_source']} "
+        f"({m['train_samples']} train / {m['test_samples']} test samples)"
+    )
+    for i, (tr, te) in enumerate(
+        zip(m["train_err_pct_per_epoch"], m["test_err_pct_per_epoch"], strict=True)
+    ):
+        print(f"  epoch {i + 1:2d}: train error {tr:6.2f}%  test error {te:6.2f}%")
+    status = " (diverged)" if m["diverged"] else ""
+    print(
+        f"final: train {m['final_train_err_pct']:.2f}%  test {m['final_test_err_pct']:.2f}%"
+        f"{status}  in {m['wall_time_s']:.1f}s on {m['device_used']}"
+    )
+    if args.store:
+        ResultsStore(args.store).add_run(config, m, result.trace, sweep="train")
+        print(f"saved to {args.store}")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(
+                {"run_id": result.run_id, "config": config.to_dict(), "metrics": m}, f, indent=2
+            )
+    if args.trace_csv:
+        result.trace.to_csv(args.trace_csv, index=False)
+    return 0
