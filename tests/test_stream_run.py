@@ -210,3 +210,38 @@ def test_cli_run_writes_trace_summary_and_pngs(tmp_path, capsys):
     assert s["shifts"][0]["step"] == 12
     assert len(s["tuning"]["grid"]) == 6 and s["hparams"] == s["tuning"]["best"]
     assert (out / "sgd.png").stat().st_size > 10_000 and (out / "comparison.png").is_file()
+
+
+def cifar_like_data(n: int = 400):
+    """Random uint8 3x32x32 arrays: plumbing only (no result is read from them)."""
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(n) % 10
+    return x, y, SimpleNamespace(mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
+
+
+def test_cifar10_catalogue_scenario_runs_with_the_lenet():
+    from autoopt_lab.streams import find_scenario
+
+    for name in ("cifar10-rotation-incremental", "cifar10-noise-blur-gradual",
+                 "cifar10-concept-swap"):
+        sc = find_scenario(name).scaled(0.01)
+        run = StreamRun(sc, "sgd", hparams={"lr": 0.01}, device="cpu", data=cifar_like_data())
+        df = run.run()
+        assert len(df) == sc.total_steps and type(run.model).__name__ == "CifarLeNet"
+        assert np.isfinite(df["loss"]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stream_batches_and_training_on_cuda(data):
+    run = StreamRun(scenario(), "autosgd", device="cuda", data=data, model=tiny_model())
+    plan = run.sampler.plan[0]
+    xb, yb = run.sampler.batch_at_plan(plan)
+    assert xb.is_cuda and yb.is_cuda
+    df = run.run()
+    assert len(df) == 70 and np.isfinite(df["loss"]).all()
+    again = StreamRun(scenario(), "autosgd", device="cuda", data=data, model=tiny_model()).run()
+    pd.testing.assert_frame_equal(df, again, check_exact=False, rtol=1e-5)
