@@ -105,18 +105,21 @@ class Workbench:
     # ----------------------------------------------------------------- widgets
     def _build_widgets(self) -> None:
         style = {"description_width": "110px"}
-        wide = widgets.Layout(width="330px")
+
+        def wide() -> widgets.Layout:  # one Layout per widget: display toggles are per widget
+            return widgets.Layout(width="330px")
+
         scenarios = [NO_SHIFT, *available_scenarios()]
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         c: dict[str, widgets.Widget] = {
             "dataset": widgets.Dropdown(
-                options=list(DATASETS), description="data set", style=style, layout=wide
+                options=list(DATASETS), description="data set", style=style, layout=wide()
             ),
             "model": widgets.Dropdown(
                 options=["paper default", *available_models()],
                 description="model",
                 style=style,
-                layout=wide,
+                layout=wide(),
             ),
             "mode": widgets.ToggleButtons(
                 options=["Auto", "Manual"], description="optimizer", style=style
@@ -132,7 +135,7 @@ class Workbench:
                 step=0.25,
                 description="lr",
                 style=style,
-                layout=wide,
+                layout=wide(),
                 readout_format=".2g",
             ),
             "momentum": widgets.FloatSlider(
@@ -142,14 +145,14 @@ class Workbench:
                 step=0.01,
                 description="momentum",
                 style=style,
-                layout=wide,
+                layout=wide(),
             ),
             "batch_size": widgets.Dropdown(
                 options=list(BATCH_SIZES),
                 value=64,
                 description="batch size",
                 style=style,
-                layout=wide,
+                layout=wide(),
             ),
             "steps": widgets.BoundedIntText(
                 value=300,
@@ -158,17 +161,20 @@ class Workbench:
                 step=50,
                 description="steps",
                 style=style,
-                layout=wide,
+                layout=wide(),
             ),
             "scenario": widgets.Dropdown(
-                options=scenarios, description="shift scenario", style=style, layout=wide
+                options=scenarios, description="shift scenario", style=style, layout=wide()
             ),
             "compare": widgets.Dropdown(
-                options=["none", *OPTIMIZERS], description="compare with", style=style, layout=wide
+                options=["none", *OPTIMIZERS],
+                description="compare with",
+                style=style,
+                layout=wide(),
             ),
-            "seed": widgets.IntText(value=0, description="seed", style=style, layout=wide),
+            "seed": widgets.IntText(value=0, description="seed", style=style, layout=wide()),
             "device": widgets.Dropdown(
-                options=devices, description="device", style=style, layout=wide
+                options=devices, description="device", style=style, layout=wide()
             ),
         }
         self.controls = c
