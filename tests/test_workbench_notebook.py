@@ -1,0 +1,119 @@
+"""The workbench notebook, kernel side: set the widgets, click Start, click Stop while it
+trains (testbook); and the headless papermill run in quick mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "workbench.ipynb"
+
+pytestmark = pytest.mark.notebook
+
+
+def _cell_index(nb, needle: str) -> int:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and needle in cell.source:
+            return i
+    raise AssertionError(f"no code cell containing {needle!r}")
+
+
+def test_notebook_is_committed_thin_and_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    imports = [ln for c in code for ln in c.source.splitlines() if ln.startswith(("import ", "from "))]
+    assert all(ln.split()[1].split(".")[0] in {"autoopt_lab", "logging"} for ln in imports), imports
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_widgets_start_and_stop_while_training(tmp_path):
+    testbook = pytest.importorskip("testbook").testbook
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    build = _cell_index(nb, "Workbench(")
+    results = _cell_index(nb, "show_results")
+    out = tmp_path / "out"
+    with testbook(str(NOTEBOOK), execute=False, timeout=600) as tb:
+        tb.execute_cell("parameters")
+        tb.inject(
+            f"output_dir = {str(out)!r}; store_path = {str(tmp_path / 'store.sqlite')!r}; autostart = False"
+        )
+        tb.execute_cell(build)
+        # Set the widgets as a user would.
+        tb.inject(
+            """
+            c = app.controls
+            c["scenario"].value = "mnist-permutation-sudden"
+            c["mode"].value = "Manual"
+            c["family"].value = "SGD"
+            assert c["lr"].layout.display is None, "lr must show for a manual optimizer"
+            c["lr"].value = 0.05
+            c["momentum"].value = 0.5
+            c["compare"].value = "AutoSGD"
+            c["steps"].value = 4000
+            c["seed"].value = 1
+            import torch; torch.set_num_threads(1)
+            """
+        )
+        tb.inject("app.start_button.click()")
+        # The click returned: the kernel is free while the thread trains.
+        assert tb.value("app.running") is True
+        assert tb.value("app.stop_button.disabled") is False
+        assert tb.value("app.runner.wait_for_steps(5, timeout=300)") is True
+        tb.inject("import time; _t0 = time.perf_counter(); app.stop_button.click(); app.runner.join(120)")
+        stop_latency = tb.value("time.perf_counter() - _t0")
+        assert tb.value("app.runner.state") == "stopped"
+        steps = tb.value("app.runner.steps_done")
+        assert 5 <= steps < 4000
+        assert stop_latency < 60
+        assert tb.value("app.progress.bar_style") == "warning"
+        assert tb.value("len(app.plot.value) > 1000 and app.plot.value[:4] == b'\\x89PNG'") is True
+        assert tb.value("list(app.result.table.index)") == ["SGD lr=0.05 m=0.5", "AutoSGD"]
+        assert tb.value("[int(v) for v in app.result.table['steps']]") == [steps, steps]
+        assert tb.value("'<table' in app.table.value") is True
+        tb.execute_cell(results)
+        outputs = tb.cells[results]["outputs"]
+        kinds = {k for o in outputs for k in o.get("data", {})}
+        assert {"image/png", "text/html"} <= kinds
+    summary = json.loads((out / "workbench_metrics.json").read_text())
+    assert summary["state"] == "stopped" and summary["steps"] == steps
+    assert summary["config"]["scenario"] == "mnist-permutation-sudden"
+    assert (out / "workbench.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "workbench_trace.csv").stat().st_size > 0
+
+
+def test_papermill_headless_quick_run(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    out_nb = tmp_path / "workbench-out.ipynb"
+    out_dir = tmp_path / "figures"
+    store = tmp_path / "results.sqlite"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out_nb),
+        parameters={
+            "autostart": True,
+            "quick": True,
+            "steps": 40,
+            "output_dir": str(out_dir),
+            "store_path": str(store),
+        },
+        cwd=str(tmp_path),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    nb = nbformat.read(out_nb, as_version=4)
+    kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) for k in o.get("data", {})}
+    assert {"image/png", "text/html"} <= kinds  # the static figure and the results table
+    summary = json.loads((out_dir / "workbench_metrics.json").read_text())
+    assert summary["state"] == "finished" and summary["steps"] == 40
+    assert summary["config"]["scenario"] == "fmnist-rotation-incremental"
+    assert len(summary["lanes"]) == 2 and "shift_report" in summary
+    assert 0.0 <= summary["draw_fraction"] < 0.5
+    with sqlite3.connect(store) as con:
+        rows = con.execute("SELECT optimizer, sweep FROM runs ORDER BY optimizer").fetchall()
+    assert rows == [("AutoSGD", "workbench"), ("SGD", "workbench")]
