@@ -38,6 +38,7 @@ class AutoAdam(AutoOptimizer):
 
     _init_state = staticmethod(P.adam_init)
     _inverse_hessian = staticmethod(P.adam_inverse_hessian)
+    _needs_step = True
 
     def __init__(
         self,

@@ -21,6 +21,16 @@ from .preconditioners import InverseHessian
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
 _EXACT_KEYS = ("gamma",)
+#: State every Auto optimizer keeps; anything else belongs to the preconditioner.
+_BASE_KEYS = ("step", "gamma", "momentum_buffer", "nonfinite_skips")
+
+
+def _flatten(tensors: list[Tensor]) -> Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _unflatten(flat: Tensor, like: list[Tensor], sizes: list[int]) -> list[Tensor]:
+    return [v.view_as(t) for v, t in zip(flat.split(sizes), like, strict=True)]
 
 
 class AutoOptimizer(torch.optim.Optimizer):
@@ -33,6 +43,7 @@ class AutoOptimizer(torch.optim.Optimizer):
 
     _init_state: Callable[[Tensor], dict[str, Tensor]]
     _inverse_hessian: InverseHessian
+    _needs_step: bool = False  # does the preconditioner read the step count?
 
     def __init__(
         self,
@@ -99,10 +110,10 @@ class AutoOptimizer(torch.optim.Optimizer):
                 stacklevel=2,
             )
         else:
-            by_device: dict[torch.device, list] = defaultdict(list)
+            batches: dict[tuple, list] = defaultdict(list)
             for e in entries:
-                by_device[e[1].device].append(e)
-            self._step_device_groups(list(by_device.values()))
+                batches[(e[1].device, e[1].dtype, id(e[0]))].append(e)
+            self._step_batches(list(batches.values()))
         for _, p, _, _ in entries:
             record.clear(p)
         return loss
@@ -135,11 +146,24 @@ class AutoOptimizer(torch.optim.Optimizer):
                 entries.append((group, p, name, st))
         return entries
 
-    def _step_device_groups(self, device_groups: list[list]) -> None:
+    def _segments(self, params: list[Tensor]) -> tuple[Tensor, list[int]]:
+        """Element -> tensor index for a flat concatenation of ``params`` (cached)."""
+        sizes = [p.numel() for p in params]
+        key = (params[0].device, tuple(id(p) for p in params))
+        cache = self.__dict__.setdefault("_segment_cache", {})
+        if key not in cache:
+            idx = torch.arange(len(params), device=params[0].device)
+            cache[key] = idx.repeat_interleave(torch.tensor(sizes, device=params[0].device))
+        return cache[key], sizes
+
+    def _step_batches(self, batches: list[list]) -> None:
+        """Every batch shares device, dtype and param group: it is handled as flat tensors."""
         prepared = []
-        for entries in device_groups:
-            rows, work = [], []
-            for group, p, _, st in entries:
+        for entries in batches:
+            group = entries[0][0]
+            params = [p for _, p, _, _ in entries]
+            states = []
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
@@ -149,14 +173,42 @@ class AutoOptimizer(torch.optim.Optimizer):
                     state["momentum_buffer"] = torch.zeros_like(p)
                     state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=p.device)
                     state.update(type(self)._init_state(p))
-                g = data_grad = p.grad * st.grad_scale if st.grad_scale != 1.0 else p.grad
-                if group["weight_decay"]:
-                    g = data_grad.add(p, alpha=group["weight_decay"])
-                D, new_pre = type(self)._inverse_hessian(state, g, state["step"], group)
-                prev = state["momentum_buffer"]
-                rows.append(G.moments(g, prev, st.sum_sq, st.batch_size, D, data_grad=data_grad))
-                work.append((group, p, state, g, D, new_pre))
-            m = torch.stack(rows)
+                states.append(state)
+            seg, sizes = self._segments(params)
+            scales = [st.grad_scale for *_, st in entries]
+            flat = _flatten([p.grad for p in params])
+            if any(sc != 1.0 for sc in scales):
+                flat = flat * torch.tensor(scales, dtype=flat.dtype, device=flat.device)[seg]
+            data_grad = flat
+            if group["weight_decay"]:
+                flat = flat + group["weight_decay"] * _flatten(params)
+            steps = torch.stack([s["step"] for s in states])
+            pre_keys = [k for k in states[0] if k not in _BASE_KEYS]
+            pre_state = {k: _flatten([s[k] for s in states]) for k in pre_keys}
+            step_e = steps[seg] if self._needs_step else steps
+            inv_h, new_pre = type(self)._inverse_hessian(pre_state, flat, step_e, group)
+            prev = _flatten([s["momentum_buffer"] for s in states])
+            sizes_n = {st.batch_size for *_, st in entries}
+            n = (
+                float(sizes_n.pop())
+                if len(sizes_n) == 1
+                else torch.tensor(
+                    [float(st.batch_size) for *_, st in entries],
+                    dtype=torch.float64,
+                    device=flat.device,
+                )
+            )
+            m = G.segment_moments(
+                flat,
+                prev,
+                _flatten([st.sum_sq for *_, st in entries]),
+                n,
+                seg,
+                len(params),
+                inv_h,
+                data_grad=data_grad,
+            )
+            work = (group, params, states, seg, sizes, flat, prev, inv_h, new_pre, steps)
             prepared.append((m, work, torch.isfinite(m).all()))
         ok = prepared[0][2]
         for _, _, flag in prepared[1:]:
@@ -164,39 +216,42 @@ class AutoOptimizer(torch.optim.Optimizer):
         for m, work, _ in prepared:
             self._apply(m, work, ok.to(m.device))
 
-    def _apply(self, m: Tensor, work: list, ok: Tensor) -> None:
-        momentum = torch.stack(
-            [(s["step"] > 0) & bool(gr["adapt_momentum"]) for gr, _, s, *_ in work]
-        )
-        decay = torch.tensor([gr["ewma"] for gr, *_ in work], dtype=m.dtype, device=m.device)
+    def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
+        group, params, states, seg, sizes, flat, prev, inv_h, new_pre, steps = work
+        momentum = (steps > 0) & bool(group["adapt_momentum"])
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-        solvers = {gr["solver"] for gr, *_ in work}
-        if solvers == {"triangle"}:
-            gamma_o = G.solve_gamma(m, momentum)
-        elif solvers == {"authors"}:
-            gamma_o = G.solve_gamma_authors(m, momentum)
-        else:
-            use_authors = torch.tensor(
-                [gr["solver"] == "authors" for gr, *_ in work], device=m.device
-            ).unsqueeze(-1)
-            gamma_o = torch.where(
-                use_authors, G.solve_gamma_authors(m, momentum), G.solve_gamma(m, momentum)
-            )
-        gamma_prev = torch.stack([s["gamma"] for _, _, s, *_ in work])
+        solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
+        gamma_o = solve(m, momentum)
+        gamma_prev = torch.stack([s["gamma"] for s in states])
         active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
-        gamma_e = torch.where(active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, decay), gamma_prev)
-        for k, (_, p, state, g, D, new_pre) in enumerate(work):
-            act = active[k]
-            prev = state["momentum_buffer"]
-            ghat = G.estimator(g, prev, gamma_e[k])
-            update = ghat if D is None else D * ghat
-            p.sub_(torch.where(act, update, torch.zeros((), dtype=p.dtype, device=p.device)))
-            prev.copy_(torch.where(act, ghat, prev))
+        gamma_e = torch.where(
+            active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, group["ewma"]), gamma_prev
+        )
+        # per tensor: ghat = c0 g + c1 prev (eq. 14); inactive tensors keep prev and do not move
+        act = active.to(gamma_e.dtype)
+        c0 = (1 - gamma_e[:, 0] - gamma_e[:, 1]) * act
+        c1 = gamma_e[:, 1] * act + (1 - act)
+        coef = torch.stack([c0, c1, act], 1).to(flat.dtype)[seg]
+        ghat = flat * coef[:, 0] + prev * coef[:, 1]
+        update = (ghat if inv_h is None else inv_h * ghat) * coef[:, 2]
+        # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
+        update = torch.where(ok, update, torch.zeros((), dtype=flat.dtype, device=flat.device))
+        ghat = torch.where(ok, ghat, prev)
+        torch._foreach_sub_(params, _unflatten(update, params, sizes))
+        buffers = [s["momentum_buffer"] for s in states]
+        torch._foreach_copy_(buffers, _unflatten(ghat, params, sizes))
+        if new_pre:
+            act_e = coef[:, 2] > 0
             for key, value in new_pre.items():
-                state[key].copy_(torch.where(act, value, state[key]))
-            state["gamma"].copy_(gamma_e[k])
-            state["step"].add_(act.to(state["step"].dtype))
-            state["nonfinite_skips"].add_((~ok).to(torch.int64))
+                olds = [s[key] for s in states]
+                kept = torch.where(act_e, value, _flatten(olds))
+                torch._foreach_copy_(olds, _unflatten(kept, params, sizes))
+        new_steps = steps + active.to(steps.dtype)
+        skipped = (~ok).to(torch.int64)
+        for k, s in enumerate(states):
+            s["gamma"].copy_(gamma_e[k])
+            s["step"].copy_(new_steps[k])
+            s["nonfinite_skips"].add_(skipped)
 
     # -- reporting --------------------------------------------------------------------------
     def hparam_tensors(self) -> dict[Any, Tensor]:

@@ -58,6 +58,36 @@ def moments(
     return torch.stack([agg, _dot(g, dp), _dot(prev, dp), var])
 
 
+def segment_moments(
+    g: Tensor,
+    prev: Tensor,
+    sum_sq: Tensor,
+    batch_size: Tensor | float,
+    segments: Tensor,
+    count: int,
+    inv_hessian: Tensor | None = None,
+    data_grad: Tensor | None = None,
+) -> Tensor:
+    """:func:`moments` for many tensors at once, ``(count, 4)``.
+
+    The inputs are the tensors flattened and concatenated; ``segments`` maps each element to
+    its tensor and ``batch_size`` is a float (all tensors) or ``(count,)``. The elementwise products are formed in the
+    parameter dtype and accumulated per tensor in float64; the variance term is accumulated
+    as ``sum_j D_j (S_j - N g0_j^2)``, a sum of (up to rounding) non-negative terms.
+    """
+    g0 = g if data_grad is None else data_grad
+    dg = g if inv_hessian is None else inv_hessian * g
+    dp = prev if inv_hessian is None else inv_hessian * prev
+    d0 = g0 if inv_hessian is None else inv_hessian * g0
+    ds = sum_sq if inv_hessian is None else inv_hessian * sum_sq
+    n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
+    cols = torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0], 1)
+    out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
+    out.index_add_(0, segments, cols.to(torch.float64))
+    var = out[:, VAR] / (batch_size * (batch_size - 1))
+    return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
+
+
 def quadratic_form(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(A00, A01, A11)`` of ``A = G^T D G`` from a ``(..., 4)`` moments tensor."""
     agg, agp, app = m[..., AGG], m[..., AGP], m[..., APP]

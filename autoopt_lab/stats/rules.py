@@ -24,6 +24,7 @@ Register a rule for a new layer type with :func:`register_rule`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,24 +117,39 @@ def _linear_sum_sq(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
 
 
 # ----------------------------------------------------------------------------- Conv1d/2d
+def conv_patches(
+    a: Tensor,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> Tensor:
+    """Patches of an (already padded) ``(N, C, *spatial)`` input as ``(N, C * prod(k), L)``.
+
+    The same layout as ``F.unfold``, built from strided views and one contiguous copy, which
+    is several times faster than ``im2col`` on CPU.
+    """
+    n, c = a.shape[:2]
+    view = a
+    for d, (k, s, dil) in enumerate(zip(kernel, stride, dilation, strict=True)):
+        view = view.unfold(2 + d, dil * (k - 1) + 1, s)
+        if dil > 1:
+            view = view[..., ::dil]
+    nd = len(kernel)
+    perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    return view.permute(perm).reshape(n, c * math.prod(kernel), -1)
+
+
 def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
     n = a.shape[0]
-    one_d = isinstance(m, nn.Conv1d)
-    padding = m.padding
-    if m.padding_mode != "zeros" or isinstance(padding, str):
+    padding = m._reversed_padding_repeated_twice
+    if any(padding):
         mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
-        a = F.pad(a, m._reversed_padding_repeated_twice, mode=mode)
-        padding = (0,) * len(m.kernel_size)
-    kernel, stride, dilation = m.kernel_size, m.stride, m.dilation
-    if one_d:
-        a, dz = a.unsqueeze(2), dz.unsqueeze(2)
-        kernel, stride, dilation = (1, *kernel), (1, *stride), (1, *dilation)
-        padding = (0, *padding)
-    cols = F.unfold(a, kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
+        a = F.pad(a, padding, mode=mode)
+    cols = conv_patches(a, m.kernel_size, m.stride, m.dilation)
     groups, c_out = m.groups, m.out_channels
     cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[-1])
     dzg = dz.reshape(n, groups, c_out // groups, -1)
-    w = torch.einsum("ngol,ngil->ngoi", dzg, cols).reshape(n, *m.weight.shape)
+    w = torch.matmul(dzg, cols.transpose(-1, -2)).reshape(n, *m.weight.shape)
     b = dz.flatten(2).sum(2)
     return _present(m, {"weight": w, "bias": b})
 
