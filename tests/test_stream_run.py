@@ -245,3 +245,15 @@ def test_stream_batches_and_training_on_cuda(data):
     assert len(df) == 70 and np.isfinite(df["loss"]).all()
     again = StreamRun(scenario(), "autosgd", device="cuda", data=data, model=tiny_model()).run()
     pd.testing.assert_frame_equal(df, again, check_exact=False, rtol=1e-5)
+
+
+def test_cli_auto_options_parsing():
+    from autoopt_lab.cli.stream import _parse_options
+
+    assert _parse_options("ewma=0.99, adapt_momentum=false") == {"ewma": 0.99,
+                                                                 "adapt_momentum": False}
+    assert _parse_options("") == {}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _parse_options("ewma")
+    with pytest.raises(ValueError, match="not a number"):
+        _parse_options("ewma=high")

@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
                    help="shortcut for --steps-scale 0.25 and the quick tuning grid")
     p.add_argument("--grid", choices=("full", "quick"), default=None,
                    help="baseline tuning grid (default: full; quick with --quick)")
+    p.add_argument("--auto-options", default="",
+                   help="keyword options for the Auto optimizers, e.g. 'ewma=0.99,gamma0=0.999'")
     p.add_argument("--tuning-cache", help="JSON file reused across scenarios (default OUT/tuning.json)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--checkpoint-every", type=int, default=None,
@@ -99,6 +101,11 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.streams.table import markdown_table, table_rows
 
     grid = args.grid or ("quick" if args.quick else "full")
+    try:
+        auto_hparams = _parse_options(args.auto_options)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     many = len(scenarios) > 1
     cache = args.tuning_cache or (out / "tuning.json")
@@ -107,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
         target = out / sc.name if many else out
         try:
             _, summary = run_scenario(sc, optimizers, out=target, device=args.device,
-                                      grid=grid, tuning_cache=cache,
+                                      grid=grid, tuning_cache=cache, auto_hparams=auto_hparams,
                                       checkpoint_every=args.checkpoint_every)
         except DataUnavailableError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -128,3 +135,22 @@ def main(args: argparse.Namespace) -> int:
         if many:
             print(f"wrote {out}/table.md and table.csv")
     return 0
+
+
+def _parse_options(text: str) -> dict[str, Any]:
+    """``"ewma=0.99,adapt_momentum=false"`` -> ``{"ewma": 0.99, "adapt_momentum": False}``."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--auto-options: {item!r} is not KEY=VALUE")
+        v = value.strip()
+        if v.lower() in ("true", "false"):
+            out[key.strip()] = v.lower() == "true"
+        else:
+            try:
+                out[key.strip()] = float(v)
+            except ValueError as exc:
+                raise ValueError(f"--auto-options: {key.strip()}={v!r} is not a number or "
+                                 "true/false") from exc
+    return out

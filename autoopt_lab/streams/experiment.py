@@ -70,12 +70,14 @@ def run_scenario(scenario: Scenario, optimizers: Sequence[str], *,
                  data: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
                  grid: str = "full", tuning_cache: str | Path | None = None,
                  baseline_hparams: dict[str, dict[str, float]] | None = None,
+                 auto_hparams: dict[str, Any] | None = None,
                  checkpoint_every: int | None = None,
                  progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run ``optimizers`` on ``scenario``; returns ``(trace, summary)`` and writes them to ``out``.
 
     Baselines use ``baseline_hparams[name]`` when given, else are tuned on the first segment
-    with ``grid``. With ``checkpoint_every`` each run saves ``<out>/<name>.ckpt`` that often
+    with ``grid``. ``auto_hparams`` are keyword options for every Auto optimizer (``ewma``,
+    ``gamma0``, ...). With ``checkpoint_every`` each run saves ``<out>/<name>.ckpt`` that often
     and a rerun resumes from it.
     """
     optimizers = parse_optimizers(optimizers)
@@ -96,7 +98,9 @@ def run_scenario(scenario: Scenario, optimizers: Sequence[str], *,
     for name in optimizers:
         tuning = None
         hp: dict[str, Any] = {}
-        if name in BASELINES:
+        if name not in BASELINES:
+            hp = dict(auto_hparams or {})
+        else:
             if baseline_hparams and name in baseline_hparams:
                 hp = dict(baseline_hparams[name])
             else:

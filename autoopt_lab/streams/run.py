@@ -205,7 +205,7 @@ class StreamRun:
         remaining = self.total_steps - self.position
         n = remaining if n is None else min(int(n), remaining)
         bar = tqdm(total=n, desc=f"{self.scenario.name}/{self.optimizer_name}",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         for _ in range(n):
             if should_stop is not None and should_stop():
                 break
