@@ -269,6 +269,29 @@ def data_provenance(runs: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def run_time_stats(runs: pd.DataFrame) -> dict[str, Any]:
+    """Wall and CPU seconds per run, overall and per optimizer. CPU time is what a run
+    costs on an idle core; wall time also counts waiting for a busy machine."""
+    if runs.empty:
+        return {"n": 0}
+    cpu = runs["cpu_time_s"] if "cpu_time_s" in runs else runs["wall_time_s"]
+    return {
+        "n": len(runs),
+        "mean_wall_s": float(runs["wall_time_s"].mean()),
+        "mean_cpu_s": float(cpu.mean()),
+        "sum_cpu_s": float(cpu.sum()),
+        "runs_per_hour_per_idle_core": 3600.0 / float(cpu.mean())
+        if float(cpu.mean()) > 0
+        else None,
+        "mean_cpu_s_by_optimizer": {
+            k: float(v) for k, v in cpu.groupby(runs["optimizer"]).mean().items()
+        },
+        "mean_cpu_s_by_batch_size": {
+            int(k): float(v) for k, v in cpu.groupby(runs["batch_size"]).mean().items()
+        },
+    }
+
+
 def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented JSON (NaN becomes null)."""
 
@@ -372,6 +395,7 @@ def reproduce(
         )
         executed[name] = time.perf_counter() - t1
 
+    all_runs = runs_for(results, configs)
     summary: dict[str, Any] = {
         "mode": preset.name,
         "preset": preset.to_dict(),
@@ -382,6 +406,7 @@ def reproduce(
         "runs": len(configs),
         "sweep": report.to_dict(),
         "sweep_wall_time_s": t_sweep,
+        "run_times": run_time_stats(all_runs),
         "notebooks_wall_time_s": executed,
     }
     for part in ("fig2", "fig3_fig4", "table2"):

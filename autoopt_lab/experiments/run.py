@@ -139,6 +139,7 @@ def run(
     1
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     device = resolve_device(config.device)
     x_train, y_train, train_info, n_train = _load(config, True, device, data_root)
     x_test, y_test, test_info, n_test = _load(config, False, device, data_root)
@@ -229,6 +230,7 @@ def run(
         "steps": step,
         "trace_every": every,
         "wall_time_s": wall,
+        "cpu_time_s": time.process_time() - c0,
         "device_used": str(device),
         "train_samples": n_train,
         "test_samples": n_test,
