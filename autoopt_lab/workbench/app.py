@@ -105,6 +105,7 @@ class Workbench:
     # ----------------------------------------------------------------- widgets
     def _build_widgets(self) -> None:
         style = {"description_width": "110px"}
+        buttons = {"description_width": "110px", "button_width": "82px"}
 
         def wide() -> widgets.Layout:  # one Layout per widget: display toggles are per widget
             return widgets.Layout(width="330px")
@@ -122,28 +123,26 @@ class Workbench:
                 layout=wide(),
             ),
             "mode": widgets.ToggleButtons(
-                options=["Auto", "Manual"], description="optimizer", style=style
+                options=["Auto", "Manual"], description="optimizer", style=buttons
             ),
             "family": widgets.ToggleButtons(
-                options=list(_FAMILIES), description="family", style=style
+                options=list(_FAMILIES), description="family", style=buttons
             ),
-            "lr": widgets.FloatLogSlider(
+            "lr": widgets.BoundedFloatText(
                 value=0.01,
-                base=10,
-                min=-4,
-                max=0,
-                step=0.25,
-                description="lr",
+                min=1e-6,
+                max=10.0,
+                step=0.005,
+                description="manual lr",
                 style=style,
                 layout=wide(),
-                readout_format=".2g",
             ),
             "momentum": widgets.FloatSlider(
                 value=0.0,
                 min=0.0,
                 max=0.99,
                 step=0.01,
-                description="momentum",
+                description="SGD momentum",
                 style=style,
                 layout=wide(),
             ),
@@ -193,7 +192,7 @@ class Workbench:
         self.status = widgets.HTML(value="<i>Set the controls and press Start.</i>")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.table = widgets.HTML()
-        self.scenario_note = widgets.HTML()
+        self.scenario_note = widgets.HTML(layout=widgets.Layout(width="430px"))
         self.start_button.on_click(lambda _b: self._start_clicked())
         self.stop_button.on_click(lambda _b: self.stop())
         c["mode"].observe(lambda _ch: self._sync_visibility(), names="value")
@@ -201,7 +200,8 @@ class Workbench:
         c["compare"].observe(lambda _ch: self._sync_visibility(), names="value")
         c["scenario"].observe(lambda _ch: self._sync_scenario(), names="value")
         left = widgets.VBox(
-            [c["dataset"], c["model"], c["mode"], c["family"], c["lr"], c["momentum"]]
+            [c["dataset"], c["model"], c["mode"], c["family"], c["lr"], c["momentum"]],
+            layout=widgets.Layout(width="400px", flex="0 0 auto"),
         )
         right = widgets.VBox(
             [
@@ -212,7 +212,8 @@ class Workbench:
                 c["compare"],
                 c["seed"],
                 c["device"],
-            ]
+            ],
+            layout=widgets.Layout(width="440px", flex="0 0 auto"),
         )
         buttons = widgets.HBox([self.start_button, self.stop_button, self.progress])
         self.widget = widgets.VBox(
@@ -343,20 +344,21 @@ class Workbench:
         self.config = config
         self.result = None
         self.table.value = ""
-        self.runner = BackgroundRunner(
-            sources,
-            on_update=self._on_update,
-            on_finish=self._on_finish,
-            min_interval=self.min_interval,
-            max_draw_fraction=self.max_draw_fraction,
-        )
         title = f"{config.dataset} | {' vs '.join(sources)} | batch {config.batch_size}"
         if config.scenario != NO_SHIFT:
             title += f" | scenario {config.scenario}"
         self._plot = RunPlot(title)
-        self.plot.value = (
-            self._plot.png()
-        )  # an empty frame; also warms matplotlib up before the run
+        t0 = time.perf_counter()
+        self.plot.value = self._plot.png()  # an empty frame, which also times one frame
+        self.runner = BackgroundRunner(
+            sources,
+            on_update=self._on_update,
+            on_progress=self._on_progress,
+            on_finish=self._on_finish,
+            min_interval=self.min_interval,
+            max_draw_fraction=self.max_draw_fraction,
+            draw_estimate=time.perf_counter() - t0,
+        )
         self.progress.max = self.runner.total_steps
         self.progress.value = 0
         self.progress.bar_style = ""
@@ -404,21 +406,22 @@ class Workbench:
         return self._plot
 
     def _status_line(self, runner: BackgroundRunner) -> str:
-        elapsed = (
-            runner.wall_seconds
-            if not runner.running
-            else max(time.perf_counter() - runner._t0, 1e-9)
-        )
+        elapsed = runner.elapsed
         rate = runner.steps_done / elapsed if elapsed > 0 else 0.0
-        last = [r[-1] for r in runner.records.values() if r]
         accs = ", ".join(
-            f"{lbl}: acc {rec.rolling_accuracy:.3f}"
-            for lbl, rec in zip(runner.records, last, strict=False)
+            f"{lbl}: acc {recs[-1].rolling_accuracy:.3f}"
+            for lbl, recs in runner.records.items()
+            if recs
         )
         return (
             f"{runner.state}: step {runner.steps_done}/{runner.total_steps} | {rate:.1f} steps/s | "
-            f"drawing {100 * runner.draw_fraction:.1f}% of the time | {html.escape(accs)}"
+            f"{runner.updates} frames, drawing {100 * runner.draw_fraction:.1f}% of the time | "
+            f"{html.escape(accs)}"
         )
+
+    def _on_progress(self, runner: BackgroundRunner) -> None:
+        self.progress.value = runner.steps_done
+        self.status.value = self._status_line(runner)
 
     def _on_update(self, runner: BackgroundRunner) -> None:
         self.plot.value = self._draw(runner).png()

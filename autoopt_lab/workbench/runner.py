@@ -40,8 +40,10 @@ class BackgroundRunner:
     """Step one or more sources in lockstep in a background thread until done or stopped.
 
     ``sources`` maps a lane label (e.g. the optimizer) to a step source; several lanes on the
-    same stream give a side-by-side comparison. ``on_update(runner)`` is called from the
-    training thread, throttled; ``on_finish(runner)`` once at the end (also after Stop or an
+    same stream give a side-by-side comparison. ``on_update(runner)`` (the live figure) is
+    called from the training thread, throttled to ``max_draw_fraction`` of the time, the first
+    time after ``draw_estimate`` seconds' worth of budget; ``on_progress(runner)`` (cheap: a
+    progress bar) every ``min_interval`` seconds in between; ``on_finish(runner)`` once at the end (also after Stop or an
     error) in place of a last ``on_update``, timed apart in :attr:`finish_seconds`.
     """
 
@@ -51,8 +53,10 @@ class BackgroundRunner:
         *,
         on_update: Callable[[BackgroundRunner], None] | None = None,
         on_finish: Callable[[BackgroundRunner], None] | None = None,
+        on_progress: Callable[[BackgroundRunner], None] | None = None,
         min_interval: float = 0.5,
         max_draw_fraction: float = 0.1,
+        draw_estimate: float = 0.0,
     ) -> None:
         if not sources:
             raise ValueError("sources is empty; give at least one lane {label: StepSource}")
@@ -64,6 +68,8 @@ class BackgroundRunner:
         self.records: dict[str, list[StepRecord]] = {k: [] for k in self.sources}
         self.on_update = on_update
         self.on_finish = on_finish
+        self.on_progress = on_progress
+        self.draw_estimate = max(0.0, draw_estimate)
         self.min_interval = min_interval
         self.max_draw_fraction = max_draw_fraction
         self.state = "idle"
@@ -90,6 +96,13 @@ class BackgroundRunner:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start` (the whole run once it has ended)."""
+        if self._thread is None:
+            return 0.0
+        return time.perf_counter() - self._t0 if self.running else self.wall_seconds
 
     @property
     def draw_fraction(self) -> float:
@@ -123,7 +136,7 @@ class BackgroundRunner:
             time.sleep(0.01)
         return self.steps_done >= n
 
-    def _update(self, interval: float) -> float:
+    def _update(self) -> float:
         t = time.perf_counter()
         try:
             if self.on_update is not None:
@@ -132,22 +145,30 @@ class BackgroundRunner:
             dt = time.perf_counter() - t
             self.draw_seconds += dt
             self.updates += 1
+        return self._interval_for(dt)
+
+    def _interval_for(self, draw_seconds: float) -> float:
         # Keep drawing under max_draw_fraction of the time: wait >= dt * (1 - f) / f.
         f = self.max_draw_fraction
-        return max(self.min_interval, dt * (1 - f) / f)
+        return max(self.min_interval, draw_seconds * (1 - f) / f)
 
     def _loop(self) -> None:
-        interval = self.min_interval
-        last = time.perf_counter()
+        interval = self._interval_for(self.draw_estimate)
+        last = last_progress = time.perf_counter()
         try:
             while not self._stop.is_set() and self.steps_done < self.total_steps:
                 t = time.perf_counter()
                 for label, src in self.sources.items():
                     self.records[label].append(src.step())
-                self.step_seconds += time.perf_counter() - t
-                if time.perf_counter() - last >= interval:
-                    interval = self._update(interval)
-                    last = time.perf_counter()
+                now = time.perf_counter()
+                self.step_seconds += now - t
+                if now - last >= interval:
+                    interval = self._update()
+                    last = last_progress = time.perf_counter()
+                elif self.on_progress is not None and now - last_progress >= self.min_interval:
+                    self.on_progress(self)
+                    last_progress = time.perf_counter()
+                    self.draw_seconds += last_progress - now
             self.state = "stopped" if self.steps_done < self.total_steps else "finished"
         except BaseException as exc:  # noqa: BLE001 - reported to the user, not swallowed
             log.exception("workbench run failed at step %d", self.steps_done)
@@ -166,7 +187,7 @@ class BackgroundRunner:
                     self.on_finish(self)
                     self.finish_seconds = time.perf_counter() - t
                 else:
-                    self._update(interval)
+                    self._update()
             except Exception as exc:
                 log.exception("the end-of-run callback failed")
                 if self.error is None:
