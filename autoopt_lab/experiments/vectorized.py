@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 VECTORIZABLE_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adagrad")
 # Config fields that may differ inside one group; all others must be equal.
 _PER_MEMBER_FIELDS = frozenset({"lr", "momentum", "seed"})
+# Groups share one seed by default: their members then see the same batches, and the first
+# layer runs once, densely, for all of them (the main saving on CPU).
 EVAL_SAMPLES_PER_CHUNK = 8192  # K * eval batch is capped at this many samples
 
 
@@ -165,6 +167,9 @@ class StackedConv2d(nn.Module):
         weight = self.weight.reshape(-1, *self.weight.shape[2:])
         bias = None if self.bias is None else self.bias.reshape(-1)
         args = (self.stride, self.padding, self.dilation)
+        if x.device.type == "cpu" and x.shape[1] == 1 and x.is_contiguous():
+            # one channel: NCHW and channels-last coincide; say channels-last to oneDNN
+            x = x.as_strided(x.shape, (x.shape[2] * x.shape[3], 1, x.shape[3], 1))
         if not lay.split and self.groups == 1:  # shared input: one dense convolution
             lay.split = True
             return self._format(F.conv2d(x, weight, bias, *args, 1))
@@ -418,11 +423,16 @@ def group_key(config: RunConfig) -> tuple | None:
 
 
 def plan_tasks(
-    configs: Iterable[RunConfig], *, max_group: int = 64, max_samples_per_step: int = 16384
+    configs: Iterable[RunConfig],
+    *,
+    max_group: int = 64,
+    max_samples_per_step: int = 16384,
+    mix_seeds: bool = False,
 ) -> list[list[RunConfig]]:
     """Split configs into tasks: groups of at least two configs that :func:`run_group` trains
     together (at most ``max_group`` members and ``max_samples_per_step`` samples per step),
-    and single configs. Order within a group follows the input order.
+    and single configs. Order within a group follows the input order. Groups hold one seed
+    unless ``mix_seeds`` (mixed-seed groups cannot share the first layer's work).
 
     >>> from autoopt_lab.experiments import RunConfig
     >>> cfgs = [RunConfig("mnist", "sgd", lr=lr, momentum=0.0, batch_size=n)
@@ -437,6 +447,8 @@ def plan_tasks(
     order: list[tuple] = []
     for c in configs:
         key = group_key(c)
+        if key is not None and not mix_seeds:
+            key = (*key, ("seed", str(c.seed)))
         if key is None:
             singles.append([c])
             continue
@@ -491,7 +503,7 @@ def evaluate_stacked(model: StackedModel, x: Tensor, y: Tensor) -> tuple[Tensor,
     for start in range(0, len(y), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
         b = len(yb)
-        out = model(xb.repeat(k, *([1] * (xb.dim() - 1)))).view(k, b, -1)
+        out = model(xb, shared=True).view(k, b, -1)
         wrong += (out.argmax(2) != yb).sum(1)
         loss += F.nll_loss(out.transpose(1, 2), yb.expand(k, b), reduction="none").sum(1).double()
     model.train(was_training)
@@ -547,6 +559,7 @@ def run_group(
         betas=c0.betas,
     )
     shuffle_gens = [torch.Generator().manual_seed(c.seed) for c in configs]
+    shared = len({c.seed for c in configs}) == 1
 
     bs = c0.batch_size
     steps_per_epoch = sum(1 for s in range(0, n_train, bs) if min(bs, n_train - s) >= 1)
@@ -579,11 +592,16 @@ def run_group(
             *(shuffled_batches(n_train, bs, g, min_batch=1) for g in shuffle_gens), strict=True
         )
         for idx_list in batches:
-            idx = torch.cat(idx_list).to(device)
             n = len(idx_list[0])
+            if shared:  # one seed: every member sees the same batch
+                idx = idx_list[0].to(device)
+                x, y = x_train[idx], y_train[idx].repeat(k)
+            else:
+                idx = torch.cat(idx_list).to(device)
+                x, y = x_train[idx], y_train[idx]
             optimizer.zero_grad()
             rng_before = None if checked_rng else torch.get_rng_state()
-            out = model(x_train[idx])
+            out = model(x, shared=shared)
             if rng_before is not None:
                 checked_rng = True
                 if not torch.equal(rng_before, torch.get_rng_state()):
@@ -591,7 +609,7 @@ def run_group(
                         f"model {c0.model!r} draws random numbers outside nn.Dropout/Dropout2d "
                         "modules, so its members cannot reproduce their sequential runs"
                     )
-            losses = F.nll_loss(out, y_train[idx], reduction="none").view(k, n).mean(1)
+            losses = F.nll_loss(out, y, reduction="none").view(k, n).mean(1)
             losses.sum().backward()
             optimizer.step()
             step += 1
@@ -712,8 +730,10 @@ class VectorizedExecutor(Executor):
         progress: bool = False,
         max_group: int = 64,
         max_samples_per_step: int = 16384,
+        mix_seeds: bool = False,
         **_: Any,
     ) -> None:
+        self.mix_seeds = mix_seeds
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self.data_root = data_root
         self.progress = progress
@@ -730,7 +750,10 @@ class VectorizedExecutor(Executor):
 
     def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
         tasks = plan_tasks(
-            configs, max_group=self.max_group, max_samples_per_step=self.max_samples_per_step
+            configs,
+            max_group=self.max_group,
+            max_samples_per_step=self.max_samples_per_step,
+            mix_seeds=self.mix_seeds,
         )
         logger.info(
             "vectorised sweep: %d tasks (%d groups) for %d configs",
