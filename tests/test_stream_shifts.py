@@ -153,3 +153,15 @@ def test_same_seed_same_batches_and_resume_of_the_sampler():
         assert torch.equal(xa, xc) and torch.equal(ya, yc)
     with pytest.raises(StopIteration):
         c.next_batch()
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.5, 4.0])
+def test_blur_matches_torchvision(sigma):
+    import torchvision.transforms.v2.functional as TF
+
+    from autoopt_lab.streams.shifts import gaussian_blur
+
+    x = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    k = min(2 * math.ceil(3 * sigma) + 1, 27)
+    assert torch.allclose(gaussian_blur(x, sigma), TF.gaussian_blur(x, [k, k], [sigma, sigma]),
+                          atol=1e-5)

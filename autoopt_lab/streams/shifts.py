@@ -29,7 +29,9 @@ from torchvision.transforms import InterpolationMode
 
 from .scenario import Shift
 
-__all__ = ["Condition", "condition_from_shifts", "interpolate", "pixel_permutation"]
+__all__ = [
+    "Condition", "condition_from_shifts", "gaussian_blur", "interpolate", "pixel_permutation",
+]
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,7 @@ class Condition:
         if self.rotation % 360 != 0:
             x = TF.rotate(x, self.rotation, interpolation=InterpolationMode.BILINEAR)
         if self.blur > 0:
-            k = 2 * math.ceil(3 * self.blur) + 1
-            k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
-            x = TF.gaussian_blur(x, [k, k], [self.blur, self.blur])
+            x = gaussian_blur(x, self.blur)
         if self.contrast != 1.0:
             x = TF.adjust_contrast(x, self.contrast)
         if self.inversion > 0:
@@ -94,6 +94,45 @@ class Condition:
                     v = "[" + ",".join(f"{e:g}" if isinstance(e, float) else str(e) for e in v) + "]"
                 parts.append(f"{f.name}={v}")
         return ", ".join(parts) or "identity"
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of a batch ``(B, C, H, W)``, kernel ``2 ceil(3 sigma) + 1``, reflect padding.
+
+    Same result as torchvision's ``gaussian_blur``, computed as two small matrix products
+    (``B_h @ x @ B_w^T``, the reflect padding folded into the banded matrices), which is several
+    times faster on a CPU than a single-channel 2-D convolution.
+
+    >>> x = torch.zeros(1, 1, 9, 9); x[0, 0, 4, 4] = 1.0
+    >>> round(gaussian_blur(x, 1.0).sum().item(), 4)
+    1.0
+    """
+    h, w = x.shape[-2:]
+    bh = _blur_matrix(h, sigma, x.dtype, x.device)
+    bw = bh if w == h else _blur_matrix(w, sigma, x.dtype, x.device)
+    return bh @ x @ bw.T
+
+
+_BLUR_CACHE: dict[tuple[int, float, torch.dtype, str], torch.Tensor] = {}
+
+
+def _blur_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (n, float(sigma), dtype, str(device))
+    if key not in _BLUR_CACHE:
+        k = 2 * math.ceil(3 * sigma) + 1
+        k = min(k, 2 * ((n - 1) // 2) + 1)
+        half = k // 2
+        r = torch.arange(-half, half + 1, dtype=torch.float64)
+        wts = torch.exp(-0.5 * (r / sigma) ** 2)
+        wts = wts / wts.sum()
+        m = torch.zeros(n, n, dtype=torch.float64)
+        for i in range(n):  # n <= a few dozen pixels: built once per size and sigma
+            for t in range(k):
+                j = i + t - half
+                j = -j if j < 0 else (2 * (n - 1) - j if j >= n else j)  # reflect
+                m[i, j] += wts[t]
+        _BLUR_CACHE[key] = m.to(dtype=dtype, device=device)
+    return _BLUR_CACHE[key]
 
 
 _PERM_CACHE: dict[tuple[int, int, str], torch.Tensor] = {}
