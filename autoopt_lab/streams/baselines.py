@@ -59,9 +59,10 @@ def first_segment(scenario: Scenario) -> Scenario:
 
 
 def _cache_key(scenario: Scenario, name: str, grid: list[dict[str, float]]) -> str:
-    seg = scenario.segments[0]
-    return json.dumps([scenario.dataset, scenario.model, scenario.seed, repr(seg),
-                       scenario.metrics.window, name, grid], sort_keys=True)
+    seg = scenario.segments[0]  # its name does not matter, only what it draws
+    return json.dumps([scenario.dataset, scenario.model, scenario.seed, seg.steps,
+                       seg.batch_size, repr(seg.shifts), scenario.metrics.window, name, grid],
+                      sort_keys=True)
 
 
 def tune_baseline(scenario: Scenario, name: str, *, grid: str | list[dict[str, float]] = "full",
