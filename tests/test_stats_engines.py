@@ -67,15 +67,18 @@ class Mixed(nn.Module):
         return F.log_softmax(self.head_a(h) + self.head_b(h), dim=1)  # shared input h
 
 
-def _check(model, x, y, reduction="mean", atol=1e-5, rtol=1e-4):
+def _check(model, x, y, reduction="mean", atol=1e-5, rtol=1e-4, fused=True):
     loss_fn = F.nll_loss
     expected = loop_sum_sq(model, loss_fn, x, y)
     model.zero_grad()
-    with track(model, loss_reduction=reduction):
+    with track(model, loss_reduction=reduction, fused=fused):
         out = model(x)
         loss = F.nll_loss(out, y, reduction=reduction)
         loss.backward()
         for name, p in model.named_parameters():
+            if not p.requires_grad:
+                assert not hasattr(p, "autoopt_stats")
+                continue
             st = p.autoopt_stats
             assert st.batch_size == x.shape[0]
             torch.testing.assert_close(st.sum_sq.double(), expected[name], atol=atol, rtol=rtol)
@@ -84,12 +87,13 @@ def _check(model, x, y, reduction="mean", atol=1e-5, rtol=1e-4):
             torch.testing.assert_close(mean_grad, ref, atol=atol, rtol=rtol)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("n", [2, 3, 17, 64])
-def test_hook_engine_matches_reference_on_paper_cnn(n):
+def test_hook_engine_matches_reference_on_paper_cnn(n, fused):
     torch.manual_seed(n)
     model = Wrapper().eval()  # dropout in eval mode
     x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
-    _check(model, x, y)
+    _check(model, x, y, fused=fused)
 
 
 @pytest.mark.slow
@@ -99,18 +103,20 @@ def test_hook_engine_matches_reference_at_256():
     _check(model, torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,)))
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_hook_engine_matches_reference_on_mixed_layers(reduction):
+def test_hook_engine_matches_reference_on_mixed_layers(reduction, fused):
     torch.manual_seed(1)
     model = Mixed().eval()
     model.bn.running_mean.uniform_(-0.5, 0.5)
     model.bn.running_var.uniform_(0.5, 2.0)
     tokens = torch.randint(0, 11, (9, 7))
     tokens[0, :3] = 0  # padding index
-    _check(model, tokens, torch.randint(0, 3, (9,)), reduction=reduction)
+    _check(model, tokens, torch.randint(0, 3, (9,)), reduction=reduction, fused=fused)
 
 
-def test_conv_groups_stride_dilation_same_padding():
+@pytest.mark.parametrize("fused", [True, False])
+def test_conv_groups_stride_dilation_same_padding(fused):
     torch.manual_seed(2)
     model = nn.Sequential(
         nn.Conv2d(4, 6, 3, stride=2, dilation=2, groups=2, padding=1),
@@ -121,7 +127,7 @@ def test_conv_groups_stride_dilation_same_padding():
     )
     x = torch.randn(5, 4, 11, 9)
     model(x)  # materialise the lazy layer
-    _check(model, x, torch.randint(0, 5, (5,)))
+    _check(model, x, torch.randint(0, 5, (5,)), fused=fused)
 
 
 def test_module_called_twice_sums_per_sample_grads_before_squaring():
@@ -209,3 +215,33 @@ def test_second_backward_before_step_marks_stats_stale():
         for _ in range(2):
             F.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 0, 1])).backward()
         assert model.weight.autoopt_stats.stale
+
+
+def test_fused_conv_reused_twice_and_removed_cleanly():
+    torch.manual_seed(5)
+
+    class ConvTwice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+            self.out = nn.Linear(2 * 4 * 4, 3)
+
+        def forward(self, x):
+            return F.log_softmax(
+                self.out(torch.tanh(self.conv(torch.tanh(self.conv(x)))).flatten(1)), 1
+            )
+
+    model = ConvTwice()
+    _check(model, torch.randn(6, 2, 4, 4), torch.randint(0, 3, (6,)))
+    assert "forward" not in model.conv.__dict__  # the handle restored the class forward
+
+
+def test_fused_conv_frozen_input_layer_and_no_grad():
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 3 * 3, 2), nn.LogSoftmax(1)
+    )
+    model[2].requires_grad_(False)
+    x, y = torch.randn(4, 1, 5, 5), torch.tensor([0, 1, 1, 0])
+    _check(model, x, y)
+    with track(model), torch.no_grad():
+        assert model(x).shape == (4, 2)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from . import record
+from .fused import fusable, fused_forward
 from .rules import UnsupportedModuleError, rule_for, supported_types
 
 Reduction = Literal["mean", "sum"]
@@ -81,7 +82,9 @@ def check_supported(model: nn.Module, *, engine_hint: bool = True) -> dict[int, 
 class Tracker:
     """Handle returned by :func:`track`: call :meth:`remove` (or use ``with``) to stop."""
 
-    def __init__(self, model: nn.Module, *, loss_reduction: Reduction = "mean") -> None:
+    def __init__(
+        self, model: nn.Module, *, loss_reduction: Reduction = "mean", fused: bool = True
+    ) -> None:
         loss_scale(loss_reduction, 1)  # validates
         if getattr(model, _TRACKED, None) is not None:
             raise RuntimeError("this model is already tracked; remove() the first handle first")
@@ -92,8 +95,14 @@ class Tracker:
         self._calls: dict[tuple[int, int], int] = {}
         self._pending: dict[tuple[int, int], dict] = {}
         self._handles = [model.register_forward_pre_hook(self._new_generation)]
+        self._fused: list[nn.Module] = []
         for module in model.modules():
-            if any(p.requires_grad for p in module.parameters(recurse=False)):
+            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+                continue
+            if fused and fusable(module):
+                module.forward = functools.partial(self._fused_forward, module)
+                self._fused.append(module)
+            else:
                 self._handles.append(module.register_forward_hook(self._on_forward))
         setattr(model, _TRACKED, self)
 
@@ -119,17 +128,45 @@ class Tracker:
         hook = functools.partial(self._on_grad, module, inputs[0].detach(), key)
         output.register_hook(hook)
 
+    def _fused_forward(self, module: nn.Module, x: Tensor) -> Tensor:
+        if not torch.is_grad_enabled():
+            return type(module).forward(module, x)
+        key = (id(module), self._generation)
+        self._calls[key] = self._calls.get(key, 0) + 1
+        return fused_forward(module, x, functools.partial(self._on_per_sample, module, key))
+
+    def _on_per_sample(
+        self, module: nn.Module, key: tuple[int, int], a: Tensor, grads: dict[str, Tensor]
+    ) -> None:
+        self._finish(module, key, a.shape[0], per_sample=grads)
+
     def _on_grad(self, module: nn.Module, a: Tensor, key: tuple[int, int], dz: Tensor) -> None:
         rule = rule_for(module)
-        n = a.shape[0]
+        if self._calls.get(key, 1) == 1:
+            sums = rule.sum_of_squares(module, a, dz.detach())
+            self._finish(module, key, a.shape[0], sums=sums)
+        else:
+            self._finish(
+                module, key, a.shape[0], per_sample=rule.per_sample(module, a, dz.detach())
+            )
+
+    def _finish(
+        self,
+        module: nn.Module,
+        key: tuple[int, int],
+        n: int,
+        *,
+        sums: dict[str, Tensor] | None = None,
+        per_sample: dict[str, Tensor] | None = None,
+    ) -> None:
+        """Turn one call's gradients into ``sum_sq``; add up calls of a reused module first."""
         factor, grad_scale = loss_scale(self.loss_reduction, n)
         total = self._calls.get(key, 1)
-        if total == 1:
-            sums = rule.sum_of_squares(module, a, dz.detach())
-        else:  # the module ran more than once in this forward: add per-sample grads first
+        if sums is None and total == 1:
+            sums = {k: v.square().sum(0) for k, v in per_sample.items()}
+        elif sums is None:
             pending = self._pending.setdefault(key, {"seen": 0, "grads": {}})
-            grads = rule.per_sample(module, a, dz.detach())
-            for name, value in grads.items():
+            for name, value in per_sample.items():
                 acc = pending["grads"].get(name)
                 if acc is not None and acc.shape != value.shape:
                     raise RuntimeError(
@@ -155,6 +192,10 @@ class Tracker:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for module in self._fused:
+            if "forward" in module.__dict__:
+                del module.forward
+        self._fused.clear()
         for p in self.model.parameters():
             record.clear(p)
         if getattr(self.model, _TRACKED, None) is self:
@@ -167,14 +208,16 @@ class Tracker:
         self.remove()
 
 
-def track(model: nn.Module, *, loss_reduction: Reduction = "mean") -> Tracker:
+def track(model: nn.Module, *, loss_reduction: Reduction = "mean", fused: bool = True) -> Tracker:
     """Record per-sample gradient statistics of ``model`` on every ``backward()``.
 
     ``loss_reduction`` declares how the training loss reduces over the batch: ``"mean"``
-    (the default, e.g. ``F.nll_loss(out, y)``) or ``"sum"``.
+    (the default, e.g. ``F.nll_loss(out, y)``) or ``"sum"``. With ``fused=True`` (default)
+    Conv1d/Conv2d layers compute their weight gradient from the per-sample gradients instead
+    of a second time (:mod:`autoopt_lab.stats.fused`); ``fused=False`` uses plain hooks only.
 
     >>> import torch
     >>> handle = track(torch.nn.Linear(2, 1))
     >>> handle.remove()
     """
-    return Tracker(model, loss_reduction=loss_reduction)
+    return Tracker(model, loss_reduction=loss_reduction, fused=fused)

@@ -139,19 +139,35 @@ def conv_patches(
     return view.permute(perm).reshape(n, c * math.prod(kernel), -1)
 
 
-def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+def conv_per_sample(
+    a: Tensor,
+    dz: Tensor,
+    weight_shape: torch.Size,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> dict[str, Tensor]:
+    """Per-sample ``weight`` and ``bias`` gradients of a convolution with zero ``padding``."""
     n = a.shape[0]
-    padding = m._reversed_padding_repeated_twice
     if any(padding):
-        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
-        a = F.pad(a, padding, mode=mode)
-    cols = conv_patches(a, m.kernel_size, m.stride, m.dilation)
-    groups, c_out = m.groups, m.out_channels
+        a = F.pad(a, [q for p in reversed(padding) for q in (p, p)])
+    cols = conv_patches(a, tuple(weight_shape[2:]), stride, dilation)
+    c_out = weight_shape[0]
     cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[-1])
     dzg = dz.reshape(n, groups, c_out // groups, -1)
-    w = torch.matmul(dzg, cols.transpose(-1, -2)).reshape(n, *m.weight.shape)
-    b = dz.flatten(2).sum(2)
-    return _present(m, {"weight": w, "bias": b})
+    w = torch.matmul(dzg, cols.transpose(-1, -2)).reshape(n, *weight_shape)
+    return {"weight": w, "bias": dz.flatten(2).sum(2)}
+
+
+def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    padding = m.padding
+    if m.padding_mode != "zeros" or isinstance(padding, str):
+        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+        a = F.pad(a, m._reversed_padding_repeated_twice, mode=mode)
+        padding = (0,) * len(m.kernel_size)
+    out = conv_per_sample(a, dz, m.weight.shape, m.stride, padding, m.dilation, m.groups)
+    return _present(m, out)
 
 
 # ----------------------------------------------------------------------------- Embedding
