@@ -137,6 +137,8 @@ def build() -> nbformat.NotebookNode:
             new_code_cell(RESULTS),
         ]
     )
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"workbench-{i}"  # stable ids: rebuilding gives the same file
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb

@@ -28,6 +28,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 import torch
+from tqdm.std import tqdm
 
 from autoopt_lab.workbench.config import BATCH_SIZES, DATASETS, NO_SHIFT, OPTIMIZERS, RunConfig
 from autoopt_lab.workbench.plotting import RunPlot
@@ -384,10 +385,25 @@ class Workbench:
         return self.result
 
     def run(
-        self, config: RunConfig | None = None, timeout: float | None = None
+        self,
+        config: RunConfig | None = None,
+        timeout: float | None = None,
+        *,
+        progress: bool = True,
     ) -> RunResult | None:
-        """Start and wait: the headless path (papermill, scripts)."""
-        self.start(config)
+        """Start and wait: the headless path (papermill, scripts), with a text tqdm bar."""
+        runner = self.start(config)
+        if progress:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with tqdm(
+                total=runner.total_steps, desc="workbench", unit="step", mininterval=2.0
+            ) as bar:
+                while runner.running and (deadline is None or time.monotonic() < deadline):
+                    runner.join(0.5)
+                    bar.update(runner.steps_done - bar.n)
+                bar.update(runner.steps_done - bar.n)
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())
         return self.wait(timeout)
 
     def _set_controls_enabled(self, enabled: bool) -> None:
