@@ -321,3 +321,25 @@ def test_no_warning_in_normal_training():
         warnings.simplefilter("error")
         _train(model, opt, _batches(3))
         opt.hparams()
+
+
+def test_factory_builds_every_optimizer_and_reads_hparams():
+    from autoopt_lab.optim import OPTIMIZERS, build_optimizer, hparam_tensors
+
+    for name in OPTIMIZERS:
+        model = _small_model()
+        opts = {} if name.startswith("auto") else {"lr": 0.01}
+        opt, handle = build_optimizer(name, model, **opts)
+        assert (handle is not None) == name.startswith("auto")
+        _train_once = _batches(1)[0]
+        opt.zero_grad()
+        F.nll_loss(model(_train_once[0]), _train_once[1]).backward()
+        opt.step()
+        hp = hparam_tensors(opt, model)
+        assert set(hp) == {n for n, _ in model.named_parameters()}
+        if handle:
+            handle.remove()
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        build_optimizer("rmsprop", _small_model())
+    with pytest.raises(ValueError, match="lr required"):
+        build_optimizer("sgd", _small_model())

@@ -4,5 +4,15 @@ from .autoadagrad import AutoAdaGrad
 from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD
 from .base import AutoOptimizer
+from .factory import OPTIMIZERS, build_optimizer, hparam_tensors
 
-__all__ = ["AUTHORS_AUTOADAM", "AutoAdaGrad", "AutoAdam", "AutoOptimizer", "AutoSGD"]
+__all__ = [
+    "AUTHORS_AUTOADAM",
+    "OPTIMIZERS",
+    "AutoAdaGrad",
+    "AutoAdam",
+    "AutoOptimizer",
+    "AutoSGD",
+    "build_optimizer",
+    "hparam_tensors",
+]
