@@ -257,3 +257,24 @@ def test_cli_auto_options_parsing():
         _parse_options("ewma")
     with pytest.raises(ValueError, match="not a number"):
         _parse_options("ewma=high")
+
+
+def test_baseline_tuning_picks_the_best_and_caches_by_first_segment(data, tmp_path, monkeypatch):
+    from autoopt_lab.streams import tune_baseline
+
+    def short(first: str):
+        return parse_scenario(
+            'name="s"\ndataset="fashion-mnist"\nmodel="mnist_cnn"\nseed=1\nbatch_size=16\n'
+            f'[metrics]\nwarmup=2\n[[segments]]\nname="{first}"\nsteps=8\n'
+            '[[segments]]\nname="b"\nsteps=4\nshifts=[{kind="inversion"}]\n', source="s.toml")
+
+    grid = [{"lr": 1e-6}, {"lr": 0.05}]
+    cache = tmp_path / "tuning.json"
+    res = tune_baseline(short("a"), "adagrad", grid=grid, data=data, device="cpu", cache=cache)
+    errs = {r["hparams"]["lr"]: r["prequential_error"] for r in res["grid"]}
+    assert res["best"] == min(res["grid"], key=lambda r: r["prequential_error"])["hparams"]
+    assert res["tuned_on_steps"] == 8 and all(0 <= e <= 1 for e in errs.values())
+    monkeypatch.setattr(StreamRun, "run", lambda *a, **k: pytest.fail("should come from cache"))
+    again = tune_baseline(short("renamed"), "adagrad", grid=grid, data=data, device="cpu",
+                          cache=cache)
+    assert again == res
