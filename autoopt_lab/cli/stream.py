@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--grid", choices=("full", "quick"), default=None,
                    help="baseline tuning grid (default: full; quick with --quick)")
     p.add_argument("--auto-options", default="",
-                   help="keyword options for the Auto optimizers, e.g. 'ewma=0.99,gamma0=0.999'")
+                   help="keyword options for the Auto optimizers, e.g. "
+                   "'ewma=0.99,eps=0.001,bias_correction=constant'")
     p.add_argument("--tuning-cache", help="JSON file reused across scenarios (default OUT/tuning.json)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--checkpoint-every", type=int, default=None,
@@ -138,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _parse_options(text: str) -> dict[str, Any]:
-    """``"ewma=0.99,adapt_momentum=false"`` -> ``{"ewma": 0.99, "adapt_momentum": False}``."""
+    """``"ewma=0.99,adapt_momentum=false,solver=triangle"`` -> numbers, booleans and strings."""
     out: dict[str, Any] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, value = item.partition("=")
@@ -150,7 +151,6 @@ def _parse_options(text: str) -> dict[str, Any]:
         else:
             try:
                 out[key.strip()] = float(v)
-            except ValueError as exc:
-                raise ValueError(f"--auto-options: {key.strip()}={v!r} is not a number or "
-                                 "true/false") from exc
+            except ValueError:
+                out[key.strip()] = v  # a choice such as bias_correction=constant
     return out
