@@ -6,6 +6,8 @@ analysis the notebooks call.
 >>> result = run(cfg)  # doctest: +SKIP
 """
 
+# Imported for their side effect: they register the "vectorized" and "ray" executors.
+from . import ray_executor, vectorized  # noqa: F401
 from .config import AUTO_OPTIMIZERS, OPTIMIZERS, RunConfig, config_key
 from .executors import (
     Executor,
