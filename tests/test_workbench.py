@@ -110,6 +110,7 @@ def test_stop_ends_a_running_loop_within_a_step():
     assert runner.join(timeout=10)
     assert time.perf_counter() - t < 2.0
     assert runner.state == "stopped"
+    assert runner.stop_latency is not None and runner.stop_latency < 1.0
     assert 5 <= runner.steps_done < src.total_steps
     assert src.closed
 
@@ -291,3 +292,29 @@ def test_short_real_run_writes_figure_table_trace_and_store(tmp_path):
     assert 0.0 <= result.metrics["draw_fraction"] < 1.0
     assert app.progress.value == 12 and app.progress.bar_style == "success"
     assert not app.start_button.disabled and app.stop_button.disabled
+
+
+def test_a_new_app_stops_the_run_of_an_earlier_one(tmp_path):
+    old = Workbench(RunConfig(), output_dir=tmp_path)
+    old.config = RunConfig()
+    old.runner = BackgroundRunner({"slow": SlowSource(100_000, delay=0.005)})
+    old.runner.start()
+    assert old.runner.wait_for_steps(3, timeout=30)
+    Workbench(RunConfig(), output_dir=tmp_path)
+    assert old.runner.join(timeout=10) and old.runner.state == "stopped"
+
+
+def test_gradual_transitions_are_shaded():
+    from types import SimpleNamespace
+
+    from autoopt_lab.workbench.streaming import StreamSource
+
+    sc = scenario_for(RunConfig(scenario="fmnist-rotation-incremental", steps=120))
+    src = StreamSource(SimpleNamespace(scenario=sc, total_steps=sc.total_steps, is_auto=True))
+    width = sc.segments[1].transition.width
+    assert width > 0 and src.transitions == [(sc.boundaries[0], sc.boundaries[0] + width)]
+    plot = RunPlot()
+    plot.update({"A": _records(120)}, boundaries=src.boundaries, transitions=src.transitions)
+    assert all(len(ax.patches) == 1 for ax in plot.fig.axes)
+    labels = [t.get_text() for t in plot.fig.legends[0].get_texts()]
+    assert "shift" in labels and "transition" in labels

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from autoopt_lab.workbench.session import build_sources, lane_configs
 log = logging.getLogger(__name__)
 
 _FAMILIES = ("SGD", "Adam", "AdaGrad")
+#: Every live app, so that a new one can stop an orphaned run (see ``Workbench.__init__``).
+_APPS: weakref.WeakSet[Workbench] = weakref.WeakSet()
 #: Controls a catalogue scenario decides (shown, but not editable, while one is selected).
 _SCENARIO_FIXED = ("dataset", "model", "batch_size")
 
@@ -92,6 +95,13 @@ class Workbench:
         max_draw_fraction: float = 0.1,
     ) -> None:
         config = config or RunConfig()
+        # Re-running the notebook cell makes a new app; the old one's thread would train on,
+        # unseen. Stop it.
+        for other in list(_APPS):
+            if other.running:
+                log.warning("stopping the run of an earlier workbench (a new one was created)")
+                other.stop()
+        _APPS.add(self)
         self.output_dir = Path(output_dir)
         self.store_path = Path(store_path) if store_path is not None else None
         self.min_interval = min_interval
@@ -417,7 +427,10 @@ class Workbench:
         assert self._plot is not None
         first = next(iter(runner.sources.values()))
         self._plot.update(
-            runner.records, boundaries=first.boundaries, total_steps=runner.total_steps
+            runner.records,
+            boundaries=first.boundaries,
+            transitions=getattr(first, "transitions", ()),
+            total_steps=runner.total_steps,
         )
         return self._plot
 
@@ -492,6 +505,7 @@ class Workbench:
             "draw_fraction": runner.draw_fraction,
             "final_figure_seconds": final_figure_seconds,
             "plot_updates": runner.updates,
+            "stop_latency_seconds": runner.stop_latency,
             "lanes": table.reset_index().to_dict(orient="records"),
         }
         shift_reports = self._shift_reports(runner)

@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from autoopt_lab.workbench.sources import StepRecord
 
@@ -52,7 +53,7 @@ def ema(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
 
 class RunPlot:
     """A 2x2 live figure: loss, accuracy, lr and momentum. One line style per lane (optimizer),
-    one colour per tensor; dashed vertical lines at shift boundaries."""
+    one colour per tensor; dashed vertical lines at shift boundaries, gradual transitions shaded."""
 
     def __init__(self, title: str = "", *, max_points: int = MAX_POINTS, dpi: float = 80) -> None:
         if max_points < 2:
@@ -81,7 +82,8 @@ class RunPlot:
         self._tensor_colors: dict[str, str] = {}
         self._lanes: list[str] = []
         self._boundaries: set[int] = set()
-        self._legend_key: tuple[int, int] = (0, 0)
+        self._spans: set[tuple[int, int]] = set()
+        self._legend_key: tuple[int, ...] = (0, 0, 0, 0)
 
     def _line(self, ax, key: tuple[str, str], **style) -> Line2D:
         line = self._lines.get(key)
@@ -95,9 +97,11 @@ class RunPlot:
         records: dict[str, Sequence[StepRecord]],
         *,
         boundaries: Sequence[int] = (),
+        transitions: Sequence[tuple[int, int]] = (),
         total_steps: int | None = None,
     ) -> None:
-        """Redraw the lines from ``records`` (``{lane: [StepRecord, ...]}``)."""
+        """Redraw the lines from ``records`` (``{lane: [StepRecord, ...]}``); dashed lines at
+        ``boundaries``, shaded ``transitions`` (``(start, end)`` of gradual shifts)."""
         for lane, recs in records.items():
             if lane not in self._lanes:
                 self._lanes.append(lane)
@@ -139,6 +143,11 @@ class RunPlot:
                 self._boundaries.add(b)
                 for ax in (self.ax_loss, self.ax_acc, self.ax_lr, self.ax_mom):
                     ax.axvline(b, color="k", ls="--", lw=0.9, alpha=0.6)
+        for span in transitions:
+            if span not in self._spans:
+                self._spans.add(span)
+                for ax in (self.ax_loss, self.ax_acc, self.ax_lr, self.ax_mom):
+                    ax.axvspan(*span, color="0.5", alpha=0.12, lw=0)
         for ax in (self.ax_loss, self.ax_lr):
             ax.relim()
             ax.autoscale_view()
@@ -154,7 +163,7 @@ class RunPlot:
         self._refresh_legends()
 
     def _refresh_legends(self) -> None:
-        key = (len(self._lanes), len(self._tensor_colors))
+        key = (len(self._lanes), len(self._tensor_colors), len(self._boundaries), len(self._spans))
         if key == self._legend_key or not self._tensor_colors:
             return
         self._legend_key = key
@@ -168,8 +177,10 @@ class RunPlot:
                 Line2D([], [], color="0.3", ls=_LANE_STYLES[i % len(_LANE_STYLES)], label=lane)
                 for i, lane in enumerate(self._lanes)
             ]
-        if any(True for _ in self._boundaries):
+        if self._boundaries:
             handles.append(Line2D([], [], color="k", ls="--", lw=0.9, label="shift"))
+        if self._spans:
+            handles.append(Patch(color="0.5", alpha=0.25, label="transition"))
         self.fig.legend(
             handles=handles,
             loc="center left",

@@ -82,6 +82,8 @@ class BackgroundRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
+        self._stop_asked: float | None = None
+        self._loop_ended: float | None = None
 
     @property
     def total_steps(self) -> int:
@@ -121,7 +123,17 @@ class BackgroundRunner:
 
     def stop(self) -> None:
         """Ask the thread to stop after the current step (returns at once)."""
+        if not self._stop.is_set():
+            self._stop_asked = time.perf_counter()
         self._stop.set()
+
+    @property
+    def stop_latency(self) -> float | None:
+        """Seconds from :meth:`stop` to the end of the training loop (before the end-of-run
+        callback writes its files); None unless a stop ended the run."""
+        if self._stop_asked is None or self._loop_ended is None or self.state != "stopped":
+            return None
+        return max(0.0, self._loop_ended - self._stop_asked)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end; True when it has ended."""
@@ -169,6 +181,7 @@ class BackgroundRunner:
                     self.on_progress(self)
                     last_progress = time.perf_counter()
                     self.draw_seconds += last_progress - now
+            self._loop_ended = time.perf_counter()
             self.state = "stopped" if self.steps_done < self.total_steps else "finished"
         except BaseException as exc:  # noqa: BLE001 - reported to the user, not swallowed
             log.exception("workbench run failed at step %d", self.steps_done)

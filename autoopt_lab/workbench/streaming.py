@@ -113,6 +113,12 @@ class StreamSource:
         self.run = run
         self.total_steps: int = run.total_steps
         self.boundaries: list[int] = list(run.scenario.boundaries)
+        #: ``(start, end)`` steps of each gradual / incremental transition (width > 0).
+        self.transitions: list[tuple[int, int]] = [
+            (b, b + seg.transition.width)
+            for b, seg in zip(self.boundaries, run.scenario.segments[1:], strict=True)
+            if seg.transition.width > 0
+        ]
         self._fixed = None if run.is_auto else read_hparams(run.opt, run.model)
 
     @property
