@@ -81,6 +81,7 @@ def test_lanes_and_optimizer_specs():
     assert optimizer_spec(lanes["AutoSGD"]) == ("autosgd", {})
     assert optimizer_spec(lanes["SGD lr=0.02 m=0.5"]) == ("sgd", {"lr": 0.02, "momentum": 0.5})
     assert optimizer_spec(RunConfig(optimizer="Adam", lr=1e-3)) == ("adam", {"lr": 1e-3})
+    assert RunConfig(optimizer="Adam", lr=1e-3, momentum=0.5).label() == "Adam lr=0.001"
     with pytest.raises(ValueError, match="same run"):
         lane_configs(RunConfig(optimizer="AutoSGD", compare="AutoSGD"))
 

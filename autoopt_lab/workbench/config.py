@@ -30,8 +30,8 @@ NO_SHIFT = "none"
 class RunConfig:
     """One workbench run.
 
-    ``lr`` and ``momentum`` apply to the manual optimizers only (for Adam, ``momentum`` is
-    ``beta1``; AdaGrad has none). ``model=None`` picks the paper's model for the data set.
+    ``lr`` applies to the manual optimizers only, ``momentum`` to manual SGD only (Adam runs
+    with the paper's betas (0.9, 0.99); AdaGrad has none). ``model=None`` picks the paper's model for the data set.
     ``scenario`` is a name from the ``streams/`` catalogue or ``"none"``.
     """
 
@@ -88,12 +88,12 @@ class RunConfig:
         return self.optimizer.removeprefix("Auto")
 
     def label(self) -> str:
-        """A short human label, e.g. ``AutoSGD`` or ``SGD lr=0.01 m=0.9``."""
+        """A short human label, e.g. ``AutoSGD``, ``SGD lr=0.01 m=0.9`` or ``Adam lr=0.001``."""
         if self.is_auto:
             return self.optimizer
-        if self.family == "AdaGrad":
-            return f"{self.optimizer} lr={self.lr:g}"
-        return f"{self.optimizer} lr={self.lr:g} m={self.momentum:g}"
+        if self.family == "SGD":
+            return f"{self.optimizer} lr={self.lr:g} m={self.momentum:g}"
+        return f"{self.optimizer} lr={self.lr:g}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for the results store and the notebook's JSON summary)."""
