@@ -26,3 +26,9 @@ lint: setup
 
 bench: setup
 	.venv/bin/python benchmarks/step_overhead.py
+
+## The real-browser workbench test: Debian chromium driven by Playwright (no browser download).
+browser-test:
+	AUTOOPT_EXTRAS=test,browser bash scripts/bootstrap.sh
+	command -v chromium >/dev/null || apt-get install -y chromium
+	.venv/bin/python -m pytest -m "slow and browser" tests/test_workbench_browser.py
