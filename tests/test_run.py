@@ -154,3 +154,14 @@ def test_train_cli_runs_and_saves(tmp_path):
     assert saved["config"]["lr"] == pytest.approx(10**-1.5)
     assert len(ResultsStore(tmp_path / "s.sqlite")) == 1
     assert main(["train", "--dataset", "mnist", "--optimizer", "autosgd", "--lr", "0.1"]) == 2
+
+
+@pytest.mark.gpu
+def test_run_uses_the_gpu_when_there_is_one():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    res = run(RunConfig(optimizer="sgd", lr=0.05, momentum=0.9, **{**TINY, "device": "auto"}), progress=False)
+    assert res.metrics["device_used"].startswith("cuda")
+    assert math.isfinite(res.metrics["final_test_err_pct"])
