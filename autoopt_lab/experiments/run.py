@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 SUBSET_SEED = 20190101  # fixed: every run of a sweep sees the same data subset
 EVAL_BATCH = 256  # measured fastest for the MNIST CNN on CPU
 MAX_TRACE_ROWS = 2000
+# A mean NLL this large (chance level is ln 10 = 2.3) means the weights have blown up.
+DIVERGED_LOSS = 1e4
 
 
 @dataclass
@@ -129,8 +131,8 @@ def run(
 ) -> RunResult:
     """Train ``config`` and return its :class:`RunResult`.
 
-    A run whose loss becomes non-finite stops there, with ``diverged=True`` and the errors of
-    the model as it then is.
+    A run whose loss becomes non-finite or exceeds ``DIVERGED_LOSS`` stops there, with
+    ``diverged=True`` and the errors of the model as it then is.
 
     >>> cfg = RunConfig("mnist", "sgd", lr=0.05, momentum=0.5, batch_size=64, epochs=1,
     ...                 max_train_samples=256, max_test_samples=100, device="cpu")
@@ -200,11 +202,11 @@ def run(
                     rows.append((step, epoch + 1, loss.detach(), window / window_n, hp))
                     window = torch.zeros((), device=device)
                     window_n = 0
-                    if device.type == "cpu" and not math.isfinite(float(loss.detach())):
+                    if device.type == "cpu" and _diverged(float(loss.detach())):
                         diverged = True
                         break
                 bar.update(1)
-            if not diverged and rows and not math.isfinite(float(rows[-1][2])):
+            if not diverged and rows and _diverged(float(rows[-1][2])):
                 diverged = True
             train_err, train_loss = evaluate(model, x_train, y_train)
             test_err, test_loss = evaluate(model, x_test, y_test)
@@ -241,6 +243,10 @@ def run(
         "versions": library_versions(),
     }
     return RunResult(config, metrics, trace)
+
+
+def _diverged(loss: float) -> bool:
+    return not math.isfinite(loss) or loss > DIVERGED_LOSS
 
 
 def _trace_frame(rows: list) -> pd.DataFrame:
