@@ -277,3 +277,18 @@ def test_baseline_tuning_picks_the_best_and_caches_by_first_segment(data, tmp_pa
     again = tune_baseline(short("renamed"), "adagrad", grid=grid, data=data, device="cpu",
                           cache=cache)
     assert again == res
+
+
+def test_table_rows_accept_string_options():
+    from autoopt_lab.streams.table import markdown_table, table_rows
+
+    summary = {"scenario": "s", "optimizers": {"autoadam": {
+        "prequential_error": 0.5, "hparams": {"eps": 0.001, "bias_correction": "constant"},
+        "shifts": [{"name": "b", "transition": "sudden", "condition": "identity",
+                    "recovery_steps": None, "prequential_error": 0.4,
+                    "detection_delay": {"ADWIN": None},
+                    "lr": {"pre": 0.1, "post_min": 0.1, "post_max": 0.2, "end": 0.1},
+                    "momentum": {"pre": 0.5, "post_min": 0.4, "post_max": 0.6, "end": 0.5}}]}}}
+    rows = table_rows(summary)
+    assert rows[0]["hparams"] == "eps=0.001, bias_correction=constant"
+    assert "not recovered" in markdown_table(rows)

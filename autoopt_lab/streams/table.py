@@ -4,8 +4,8 @@
 ...     "hparams": {"lr": 0.1}, "shifts": [{"name": "b", "transition": "sudden",
 ...     "condition": "rotation=90", "recovery_steps": 12, "prequential_error": 0.3,
 ...     "detection_delay": {"ADWIN": 5}, "lr": None, "momentum": None}]}}})
->>> rows[0]["recovery_steps"], rows[0]["segment_error"]
-(12, 0.3)
+>>> rows[0]["recovery_steps"], rows[0]["segment_error"], rows[0]["hparams"]
+(12, 0.3, 'lr=0.1')
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             lr, mom = sh.get("lr") or {}, sh.get("momentum") or {}
             rows.append({
                 "scenario": summary["scenario"], "optimizer": opt,
-                "hparams": ", ".join(f"{k}={v:g}" for k, v in (s.get("hparams") or {}).items()),
+                "hparams": ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                     for k, v in (s.get("hparams") or {}).items()),
                 "shift": sh["name"], "transition": sh["transition"],
                 "condition": sh["condition"], "recovery_steps": sh["recovery_steps"],
                 "segment_error": sh["prequential_error"], "stream_error": s["prequential_error"],
