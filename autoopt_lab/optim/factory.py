@@ -90,6 +90,6 @@ def hparam_tensors(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[s
         else:
             mom = 0.0
         for p in group["params"]:
-            value = torch.tensor([float(group["lr"]), mom], device=p.device)
+            value = torch.tensor([float(group["lr"]), mom], dtype=torch.float64, device=p.device)
             out[names.get(id(p), str(id(p)))] = value
     return out

@@ -2,7 +2,7 @@
 
 Auto optimizers report their adapted values; for the stock ``torch.optim`` classes the
 reported "momentum" is SGD's ``momentum``, Adam's ``beta1`` and 0 for AdaGrad, so one plot
-shows both kinds.
+shows both kinds (see :func:`autoopt_lab.optim.hparam_tensors`).
 
 >>> import torch
 >>> net = torch.nn.Linear(3, 2)
@@ -15,27 +15,15 @@ from __future__ import annotations
 
 import torch
 
+from autoopt_lab.optim import hparam_tensors
+
 
 def read_hparams(
     optimizer: torch.optim.Optimizer, model: torch.nn.Module
 ) -> dict[str, tuple[float, float]]:
-    """``{tensor name: (lr, momentum)}`` for every trainable tensor of ``model``.
-
-    Auto optimizers report their adapted values (one host sync); manual ones their fixed
-    settings.
-    """
-    if hasattr(optimizer, "hparams"):
-        return {
-            name: (float(h["lr"]), float(h["momentum"])) for name, h in optimizer.hparams().items()
-        }
-    by_param: dict[int, tuple[float, float]] = {}
-    for group in optimizer.param_groups:
-        if "momentum" in group:
-            mom = float(group["momentum"])
-        elif "betas" in group:
-            mom = float(group["betas"][0])
-        else:
-            mom = 0.0
-        for p in group["params"]:
-            by_param[id(p)] = (float(group["lr"]), mom)
-    return {name: by_param[id(p)] for name, p in model.named_parameters() if id(p) in by_param}
+    """``{tensor name: (lr, momentum)}`` for every trainable tensor of ``model`` (one sync)."""
+    values = hparam_tensors(optimizer, model)
+    if not values:
+        return {}
+    rows = torch.stack([v.detach().double().cpu() for v in values.values()]).tolist()
+    return {name: (lr, mom) for name, (lr, mom) in zip(values, rows, strict=True)}
