@@ -78,7 +78,7 @@ def test_group_matches_sequential_with_short_last_batch():
 
 
 def test_divergence_is_recorded_like_sequential():
-    cfgs = _cfgs("sgd", [(1e4, 0.99, 0), (0.01, 0.0, 0)], **{"trace_every": 1})
+    cfgs = _cfgs("sgd", [(1e30, 0.0, 0), (0.01, 0.0, 0)], **{"trace_every": 1})
     grouped = run_group(cfgs, progress=False)
     seq = [run(c, progress=False) for c in cfgs]
     assert seq[0].metrics["diverged"], "the test needs a diverging setting"

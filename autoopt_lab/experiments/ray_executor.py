@@ -12,6 +12,7 @@ cluster node), else the ``RAY_ADDRESS`` environment variable, else a local Ray i
 this machine. Worker nodes need the data set (``data_root`` or ``$AUTOOPT_DATA`` on each node)
 and the package: installed there, or shipped with ``ship_code=True`` (Ray ``py_modules``).
 
+>>> from autoopt_lab.experiments import executor_names
 >>> "ray" in executor_names()
 True
 """
