@@ -26,7 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=None, help="worker processes (default: CPU count)"
     )
     p.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--executor", default="process", choices=executor_names())
+    p.add_argument(
+        "--executor",
+        default="vectorized",
+        choices=executor_names(),
+        help="vectorized (default): grid settings sharing model, batch size and seed train at "
+        "once, other runs as in process; process; serial; ray (see docs/performance.md)",
+    )
+    p.add_argument(
+        "--address", default=None, help="Ray cluster for --executor ray, e.g. ray://head:10001"
+    )
     p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
     p.add_argument("--name", default=None, help="a tag stored with every run")
     p.add_argument("--dry-run", action="store_true", help="count the runs and exit")
@@ -55,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
         configs,
         store,
         executor=args.executor,
+        **({"address": args.address} if args.address else {}),
         workers=args.workers,
         threads_per_worker=args.threads_per_worker,
         sweep_name=args.name,
