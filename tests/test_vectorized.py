@@ -77,8 +77,9 @@ def test_group_matches_sequential_with_short_last_batch():
         _assert_same_run(res, run(cfg, progress=False))
 
 
-def test_divergence_is_recorded_like_sequential():
-    cfgs = _cfgs("sgd", [(1e30, 0.0, 0), (0.01, 0.0, 0)], **{"trace_every": 1})
+@pytest.mark.parametrize("huge", [(1e30, 0.0), (30.0, 0.9)])  # loss inf/nan; loss > 1e4
+def test_divergence_is_recorded_like_sequential(huge):
+    cfgs = _cfgs("sgd", [(*huge, 0), (0.01, 0.0, 0)], **{"trace_every": 1})
     grouped = run_group(cfgs, progress=False)
     seq = [run(c, progress=False) for c in cfgs]
     assert seq[0].metrics["diverged"], "the test needs a diverging setting"

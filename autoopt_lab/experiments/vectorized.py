@@ -51,9 +51,11 @@ from autoopt_lab.models import build_model
 from .config import RunConfig
 from .executors import Executor, RunOutcome, _execute, _init_worker, register_executor
 from .run import (
+    DIVERGED_LOSS,
     EVAL_BATCH,
     MAX_TRACE_ROWS,
     RunResult,
+    _diverged,
     _load,
     _trace_frame,
     library_versions,
@@ -624,7 +626,8 @@ def run_group(
                 window = torch.zeros(k, device=device)
                 window_n = 0
                 if device.type == "cpu":
-                    bad = (~torch.isfinite(lcopy)).nonzero().flatten().tolist()
+                    blown = ~torch.isfinite(lcopy) | (lcopy > DIVERGED_LOSS)  # as run() decides
+                    bad = blown.nonzero().flatten().tolist()
                     for j in bad:
                         if stop_step[j] is None and not finished[j]:
                             stop_step[j] = step
@@ -648,7 +651,7 @@ def run_group(
             for key, v in zip(per_epoch[j], vals, strict=True):
                 per_epoch[j][key].append(float(v))
             diverged = stop_step[j] is not None
-            if not diverged and rows[j] and not math.isfinite(float(rows[j][-1][2])):
+            if not diverged and rows[j] and _diverged(float(rows[j][-1][2])):
                 stop_step[j] = rows[j][-1][0]
                 diverged = True
             if diverged:
