@@ -245,3 +245,27 @@ def test_fused_conv_frozen_input_layer_and_no_grad():
     _check(model, x, y)
     with track(model), torch.no_grad():
         assert model(x).shape == (4, 2)
+
+
+@pytest.mark.parametrize(
+    "c_in,groups,stride,padding,dilation,dims",
+    [(8, 1, 1, 0, 1, 2), (8, 2, 2, 1, 2, 2), (6, 3, 1, 2, 1, 1), (4, 1, 2, 0, 3, 1)],
+)
+def test_conv_per_sample_methods_agree(c_in, groups, stride, padding, dilation, dims):
+    from autoopt_lab.stats.rules import conv_per_sample
+
+    torch.manual_seed(6)
+    conv = (nn.Conv2d if dims == 2 else nn.Conv1d)(
+        c_in, 6, 3, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    x = torch.randn(5, c_in, *([9] * dims))
+    dz = torch.randn_like(conv(x))
+    args = (x, dz, conv.weight.shape, conv.stride, conv.padding, conv.dilation, groups)
+    a = conv_per_sample(*args, method="patches")
+    b = conv_per_sample(*args, method="grouped")
+    torch.testing.assert_close(a["weight"], b["weight"], atol=1e-4, rtol=1e-4)
+    # and the per-sample gradients sum to autograd's weight gradient
+    xr = x.clone().requires_grad_(False)
+    conv.weight.grad = None
+    conv(xr).backward(dz)
+    torch.testing.assert_close(b["weight"].sum(0), conv.weight.grad, atol=1e-4, rtol=1e-4)

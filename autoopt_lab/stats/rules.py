@@ -139,6 +139,10 @@ def conv_patches(
     return view.permute(perm).reshape(n, c * math.prod(kernel), -1)
 
 
+#: Per-group input channels from which the grouped weight-gradient path is used.
+GROUPED_MIN_CHANNELS = 4
+
+
 def conv_per_sample(
     a: Tensor,
     dz: Tensor,
@@ -147,13 +151,39 @@ def conv_per_sample(
     padding: tuple[int, ...],
     dilation: tuple[int, ...],
     groups: int,
+    *,
+    method: str = "auto",
 ) -> dict[str, Tensor]:
-    """Per-sample ``weight`` and ``bias`` gradients of a convolution with zero ``padding``."""
-    n = a.shape[0]
+    """Per-sample ``weight`` and ``bias`` gradients of a convolution with zero ``padding``.
+
+    ``method="patches"`` multiplies ``dz`` with the patch matrix (best for few input
+    channels); ``"grouped"`` runs one weight-gradient convolution with the batch folded into
+    the channels (``groups = N * groups``), as cheap as the batch weight gradient when the
+    layer has many input channels; ``"auto"`` picks by ``GROUPED_MIN_CHANNELS``.
+    """
+    n, c_in = a.shape[:2]
+    c_out = weight_shape[0]
+    if method == "auto":
+        method = "grouped" if c_in // groups >= GROUPED_MIN_CHANNELS else "patches"
+    if method == "grouped":
+        wshape = (n * c_out, *weight_shape[1:])
+        w = torch.ops.aten.convolution_backward(
+            dz.reshape(1, n * c_out, *dz.shape[2:]),
+            a.reshape(1, n * c_in, *a.shape[2:]),
+            dz.new_empty(1).expand(wshape),
+            None,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0] * len(padding),
+            n * groups,
+            [False, True, False],
+        )[1].reshape(n, *weight_shape)
+        return {"weight": w, "bias": dz.flatten(2).sum(2)}
     if any(padding):
         a = F.pad(a, [q for p in reversed(padding) for q in (p, p)])
     cols = conv_patches(a, tuple(weight_shape[2:]), stride, dilation)
-    c_out = weight_shape[0]
     cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[-1])
     dzg = dz.reshape(n, groups, c_out // groups, -1)
     w = torch.matmul(dzg, cols.transpose(-1, -2)).reshape(n, *weight_shape)
