@@ -227,8 +227,12 @@ def ensure_runs(
     progress: bool = True,
     sweep_name: str | None = None,
 ) -> SweepReport:
-    """Run whatever of ``configs`` is not yet in ``store`` (serially when ``workers <= 1``)."""
-    executor = "serial" if workers <= 1 else "process"
+    """Run whatever of ``configs`` is not yet in ``store``.
+
+    Fixed-hyper-parameter settings that share model, batch size and seed train together
+    (the ``vectorized`` executor); the Auto runs and the rest run one by one.
+    """
+    executor = "vectorized"
     return run_sweep(
         configs,
         store,
