@@ -13,9 +13,11 @@ setup:
 demo: setup
 	.venv/bin/autoopt-lab reproduce all --quick --out $(OUT)
 
-## The tests CI runs (slow, GPU and browser tests excluded).
-test: setup
-	.venv/bin/python -m pytest
+## The tests CI runs: everything but slow and GPU tests, plus the real-browser test (it skips
+## cleanly where chromium cannot be installed).
+test:
+	AUTOOPT_BROWSER=1 bash scripts/bootstrap.sh
+	.venv/bin/python -m pytest -m "not gpu and (not slow or browser)"
 
 ## Everything, including slow tests (GPU tests still skip without CUDA).
 test-all: setup
@@ -27,8 +29,7 @@ lint: setup
 bench: setup
 	.venv/bin/python benchmarks/step_overhead.py
 
-## The real-browser workbench test: Debian chromium driven by Playwright (no browser download).
+## The real-browser workbench test alone: Debian chromium driven by Playwright (no download).
 browser-test:
-	AUTOOPT_EXTRAS=test,browser bash scripts/bootstrap.sh
-	command -v chromium >/dev/null || apt-get install -y chromium
-	.venv/bin/python -m pytest -m "slow and browser" tests/test_workbench_browser.py
+	AUTOOPT_BROWSER=1 bash scripts/bootstrap.sh
+	.venv/bin/python -m pytest -m browser tests/test_workbench_browser.py

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 VENV=.venv
-EXTRAS=${AUTOOPT_EXTRAS:-test}
+EXTRAS=${AUTOOPT_EXTRAS:-test,browser}
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[bootstrap] creating $VENV with $($PY --version)"
@@ -31,5 +31,15 @@ if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
         (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
             || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }) \
             || echo "[bootstrap] could not install dataset-fashion-mnist; torchvision will download where a network exists"
+    fi
+fi
+
+# Debian's chromium for the real-browser workbench test (AUTOOPT_BROWSER=1; root only).
+if [ "${AUTOOPT_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[bootstrap] installing Debian package chromium (browser test)"
+        (apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null; }) \
+            || echo "[bootstrap] could not install chromium; the browser test will skip"
     fi
 fi
