@@ -220,7 +220,39 @@ def run(
 
     trace = _trace_frame(rows)
     wall = time.perf_counter() - t0
-    metrics: dict[str, Any] = {
+    metrics = run_metrics(
+        per_epoch,
+        diverged=diverged,
+        steps=step,
+        trace_every=every,
+        wall_time_s=wall,
+        device=device,
+        train_info=train_info,
+        test_info=test_info,
+        n_train=n_train,
+        n_test=n_test,
+        versions=library_versions(),
+    )
+    metrics["cpu_time_s"] = time.process_time() - c0
+    return RunResult(config, metrics, trace)
+
+
+def run_metrics(
+    per_epoch: dict[str, list[float]],
+    *,
+    diverged: bool,
+    steps: int,
+    trace_every: int,
+    wall_time_s: float,
+    device: Any,
+    train_info: Any,
+    test_info: Any,
+    n_train: int,
+    n_test: int,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """The metrics record of one run (its row in the results store)."""
+    return {
         "final_train_err_pct": per_epoch["train_err_pct"][-1],
         "final_test_err_pct": per_epoch["test_err_pct"][-1],
         "train_err_pct_per_epoch": per_epoch["train_err_pct"],
@@ -229,10 +261,9 @@ def run(
         "test_loss_per_epoch": per_epoch["test_loss"],
         "epochs_completed": len(per_epoch["train_err_pct"]),
         "diverged": diverged,
-        "steps": step,
-        "trace_every": every,
-        "wall_time_s": wall,
-        "cpu_time_s": time.process_time() - c0,
+        "steps": steps,
+        "trace_every": trace_every,
+        "wall_time_s": wall_time_s,
         "device_used": str(device),
         "train_samples": n_train,
         "test_samples": n_test,
@@ -240,9 +271,8 @@ def run(
         "test_data": test_info.to_dict(),
         "data_source": train_info.source,
         "data_is_subset": bool(train_info.is_subset or n_train < train_info.num_samples),
-        "versions": library_versions(),
+        "versions": versions,
     }
-    return RunResult(config, metrics, trace)
 
 
 def _diverged(loss: float) -> bool:

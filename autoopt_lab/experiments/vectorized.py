@@ -60,6 +60,7 @@ from .run import (
     _trace_frame,
     library_versions,
     resolve_device,
+    run_metrics,
 )
 
 logger = logging.getLogger(__name__)
@@ -666,28 +667,20 @@ def run_group(
     results = []
     for j, c in enumerate(configs):
         pe = per_epoch[j]
-        metrics: dict[str, Any] = {
-            "final_train_err_pct": pe["train_err_pct"][-1],
-            "final_test_err_pct": pe["test_err_pct"][-1],
-            "train_err_pct_per_epoch": pe["train_err_pct"],
-            "test_err_pct_per_epoch": pe["test_err_pct"],
-            "train_loss_per_epoch": pe["train_loss"],
-            "test_loss_per_epoch": pe["test_loss"],
-            "epochs_completed": len(pe["train_err_pct"]),
-            "diverged": stop_step[j] is not None,
-            "steps": stop_step[j] if stop_step[j] is not None else step,
-            "trace_every": every,
-            "wall_time_s": wall / k,
-            "device_used": str(device),
-            "train_samples": n_train,
-            "test_samples": n_test,
-            "train_data": train_info.to_dict(),
-            "test_data": test_info.to_dict(),
-            "data_source": train_info.source,
-            "data_is_subset": bool(train_info.is_subset or n_train < train_info.num_samples),
-            "versions": versions,
-            "vectorized_group": k,
-        }
+        metrics = run_metrics(
+            pe,
+            diverged=stop_step[j] is not None,
+            steps=stop_step[j] if stop_step[j] is not None else step,
+            trace_every=every,
+            wall_time_s=wall / k,
+            device=device,
+            train_info=train_info,
+            test_info=test_info,
+            n_train=n_train,
+            n_test=n_test,
+            versions=versions,
+        )
+        metrics["vectorized_group"] = k
         results.append(RunResult(c, metrics, _trace_frame(rows[j])))
     return results
 
