@@ -111,22 +111,9 @@ class ProcessExecutor(Executor):
         )
 
     def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
-        pending: set[cf.Future[RunOutcome]] = set()
-        it = iter(configs)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < 2 * self.workers:
-                try:
-                    config = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.add(self._pool.submit(_execute, config, self.data_root))
-            if not pending:
-                return
-            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
+        yield from bounded_unordered(
+            self._pool, _execute, configs, 2 * self.workers, self.data_root
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -153,3 +140,25 @@ def make_executor(name: str, **options: Any) -> Executor:
     if name not in _EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(executor_names())}")
     return _EXECUTORS[name](**options)
+
+
+def bounded_unordered(
+    pool: cf.Executor, fn: Any, items: Iterable[Any], limit: int, *args: Any
+) -> Iterator[Any]:
+    """``fn(item, *args)`` on ``pool`` with at most ``limit`` in flight; results as they finish."""
+    pending: set[cf.Future[Any]] = set()
+    it = iter(items)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < limit:
+            try:
+                item = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            pending.add(pool.submit(fn, item, *args))
+        if not pending:
+            return
+        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            yield fut.result()

@@ -49,7 +49,14 @@ from autoopt_lab.data import shuffled_batches
 from autoopt_lab.models import build_model
 
 from .config import RunConfig
-from .executors import Executor, RunOutcome, _execute, _init_worker, register_executor
+from .executors import (
+    Executor,
+    RunOutcome,
+    _execute,
+    _init_worker,
+    bounded_unordered,
+    register_executor,
+)
 from .run import (
     DIVERGED_LOSS,
     EVAL_BATCH,
@@ -761,22 +768,10 @@ class VectorizedExecutor(Executor):
             for task in tasks:
                 yield from execute_task(task, self.data_root, self.progress)
             return
-        pending: set[cf.Future[list[RunOutcome]]] = set()
-        it = iter(tasks)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < self.workers:
-                try:
-                    task = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.add(self._pool.submit(execute_task, task, self.data_root))
-            if not pending:
-                return
-            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                yield from fut.result()
+        for outcomes in bounded_unordered(
+            self._pool, execute_task, tasks, self.workers, self.data_root
+        ):
+            yield from outcomes
 
     def close(self) -> None:
         if self._pool is not None:
