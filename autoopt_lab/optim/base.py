@@ -121,15 +121,17 @@ class AutoOptimizer(torch.optim.Optimizer):
     # -- the step ---------------------------------------------------------------------------
     def _collect(self) -> list[tuple[dict, Tensor, Any, record.SampleStats]]:
         entries = []
-        names = dict((id(p), n) for n, p in self._names())
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                name = names[id(p)]
+                st = record.peek(p)
+                if st is not None and not st.stale and not p.grad.is_sparse:
+                    entries.append((group, p, None, st))  # the common case: no name lookup
+                    continue
+                name = next(n for n, q in self._names() if q is p)
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{name}: AutoOpt does not support sparse gradients")
-                st = record.peek(p)
                 if st is None:
                     raise RuntimeError(
                         f"parameter {name!r} has a gradient but no per-sample statistics: call "
@@ -143,7 +145,6 @@ class AutoOptimizer(torch.optim.Optimizer):
                         "accumulation is not supported); call opt.zero_grad() before each "
                         "forward pass"
                     )
-                entries.append((group, p, name, st))
         return entries
 
     def _segments(self, params: list[Tensor]) -> tuple[Tensor, list[int]]:
