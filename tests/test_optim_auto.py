@@ -29,6 +29,8 @@ CASES = [
     (AutoAdam, "adam", {"betas": (0.9, 0.99), "eps": 1e-3}),
     (AutoAdam, "adam", {"bias_correction": "constant", "eps": 1e-3}),
     (AutoAdaGrad, "adagrad", {"eps": 1e-3}),
+    (AutoSGD, "sgd", {"max_lr": 0.3}),
+    (AutoAdam, "adam", {"max_lr": 0.05, "eps": 1e-3}),
 ]
 
 
@@ -153,6 +155,8 @@ def test_closure_is_called_with_grad_enabled():
         ({"weight_decay": -1.0}, "weight_decay"),
         ({"adapt_momentum": "yes"}, "adapt_momentum"),
         ({"solver": "newton"}, "solver"),
+        ({"max_lr": 0.0}, "max_lr"),
+        ({"max_lr": 1.5}, "max_lr"),
     ],
 )
 def test_bad_options_are_clear_errors(kwargs, match):

@@ -67,20 +67,22 @@ def _psd_problem(draw):
 @given(st.data())
 def test_constrained_solve_is_feasible_and_optimal(data):
     m = _psd_problem(data.draw)
-    gam = G.solve_gamma(m, torch.tensor([True]))[0]
-    assert gam.min() >= 0 and gam.sum() <= 1 + 1e-12
+    max_lr = data.draw(st.sampled_from([1.0, 1.0, 0.5, 0.1]))
+    lo = 1.0 - max_lr
+    gam = G.solve_gamma(m, torch.tensor([True]), max_lr=max_lr)[0]
+    assert gam[0] >= lo - 1e-12 and gam[1] >= 0 and gam.sum() <= 1 + 1e-12
     q = G.objective(m[0], gam)
-    # no point of a dense grid over the triangle is better
+    # no point of a dense grid over the (shrunk) triangle is better
     s = torch.linspace(0, 1, 41, dtype=torch.float64)
-    g1, g2 = torch.meshgrid(s, s, indexing="ij")
+    g1, g2 = torch.meshgrid(lo + (1 - lo) * s, (1 - lo) * s, indexing="ij")
     grid = torch.stack([g1, g2], -1).reshape(-1, 2)
-    grid = grid[grid.sum(1) <= 1]
+    grid = grid[grid.sum(1) <= 1 + 1e-12]
     assert q <= G.objective(m[0].expand(len(grid), 4), grid).min() + 1e-9
     # and it agrees with the independent KKT enumeration
     a00, a01, a11 = (float(v) for v in G.quadratic_form(m[0]))
     a = np.array([[a00, a01], [a01, a11]])
     b = np.array([float(m[0, 3])] * 2)
-    ref = kkt_minimum(a, b)
+    ref = kkt_minimum(a, b, max_lr=max_lr)
     q_ref = -b @ ref + 0.5 * ref @ a @ ref
     assert float(q) <= q_ref + 1e-9 * (1 + abs(q_ref))
 

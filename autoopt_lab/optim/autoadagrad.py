@@ -41,6 +41,7 @@ class AutoAdaGrad(AutoOptimizer):
         adapt_momentum: bool = True,
         weight_decay: float = 0.0,
         solver: str = "triangle",
+        max_lr: float = 1.0,
     ) -> None:
         defaults = dict(
             eps=eps,
@@ -49,5 +50,6 @@ class AutoAdaGrad(AutoOptimizer):
             adapt_momentum=adapt_momentum,
             weight_decay=weight_decay,
             solver=solver,
+            max_lr=max_lr,
         )
         super().__init__(params, defaults)

@@ -52,6 +52,7 @@ class AutoAdam(AutoOptimizer):
         adapt_momentum: bool = True,
         weight_decay: float = 0.0,
         solver: str = "triangle",
+        max_lr: float = 1.0,
     ) -> None:
         defaults = dict(
             betas=tuple(betas),
@@ -62,5 +63,6 @@ class AutoAdam(AutoOptimizer):
             adapt_momentum=adapt_momentum,
             weight_decay=weight_decay,
             solver=solver,
+            max_lr=max_lr,
         )
         super().__init__(params, defaults)

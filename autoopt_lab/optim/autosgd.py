@@ -19,6 +19,10 @@ class AutoSGD(AutoOptimizer):
             as in the authors' code) and the EMA pulls it to the estimated optimum.
         adapt_momentum: False adapts the learning rate only (momentum stays 0).
         weight_decay: L2 penalty added to the gradient, as in ``torch.optim.SGD``.
+        solver: ``"triangle"`` (minimise eq. 16 over lr, momentum in [0, 1]) or
+            ``"authors"`` (the published code's fallback to no momentum).
+        max_lr: an opt-in trust region: the same problem solved with lr <= ``max_lr``.
+            1.0 (the default) is the paper's method.
 
     Example:
         >>> import torch, torch.nn.functional as F, autoopt_lab
@@ -45,6 +49,7 @@ class AutoSGD(AutoOptimizer):
         adapt_momentum: bool = True,
         weight_decay: float = 0.0,
         solver: str = "triangle",
+        max_lr: float = 1.0,
     ) -> None:
         defaults = dict(
             ewma=ewma,
@@ -52,5 +57,6 @@ class AutoSGD(AutoOptimizer):
             adapt_momentum=adapt_momentum,
             weight_decay=weight_decay,
             solver=solver,
+            max_lr=max_lr,
         )
         super().__init__(params, defaults)

@@ -222,7 +222,7 @@ class AutoOptimizer(torch.optim.Optimizer):
         momentum = (steps > 0) & bool(group["adapt_momentum"])
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
         solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
-        gamma_o = solve(m, momentum)
+        gamma_o = solve(m, momentum, max_lr=group["max_lr"])
         gamma_prev = torch.stack([s["gamma"] for s in states])
         active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
         gamma_e = torch.where(
@@ -313,12 +313,14 @@ def _validate(options: dict[str, Any]) -> None:
         "gamma0": lambda v: 0.0 <= v <= 1.0,
         "weight_decay": lambda v: v >= 0.0,
         "eps": lambda v: v > 0.0,
+        "max_lr": lambda v: 0.0 < v <= 1.0,
     }
     allowed = {
         "ewma": "a float in [0, 1)",
         "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
         "weight_decay": "a float >= 0",
         "eps": "a float > 0",
+        "max_lr": "a float in (0, 1] (1 = the paper's triangle)",
     }
     for key, ok in checks.items():
         if key in options:

@@ -102,34 +102,39 @@ def objective(m: Tensor, gamma: Tensor) -> Tensor:
     return -m[..., VAR] * (g1 + g2) + 0.5 * quad
 
 
-def argmin_unit(a: Tensor, c: Tensor) -> Tensor:
-    """Minimiser of ``1/2 a s^2 - c s`` over ``s in [0, 1]`` for ``a >= 0`` (batched)."""
+def argmin_unit(a: Tensor, c: Tensor, lo: float = 0.0, hi: float = 1.0) -> Tensor:
+    """Minimiser of ``1/2 a s^2 - c s`` over ``s in [lo, hi]`` for ``a >= 0`` (batched)."""
     ratio = c / torch.where(a > 0, a, torch.ones_like(a))
-    linear = (c > 0).to(c.dtype)  # a == 0: the objective is linear in s
-    return torch.where(a > 0, ratio, linear).clamp(0.0, 1.0)
+    linear = torch.where(c > 0, hi, lo).to(c.dtype)  # a == 0: the objective is linear in s
+    return torch.where(a > 0, ratio, linear).clamp(lo, hi)
 
 
-def solve_gamma(m: Tensor, momentum: Tensor, *, rcond: float = 1e-10) -> Tensor:
+def solve_gamma(
+    m: Tensor, momentum: Tensor, *, max_lr: float = 1.0, rcond: float = 1e-10
+) -> Tensor:
     """The constrained minimiser of ``q`` over the triangle, ``(P, 4) -> (P, 2)``.
 
     ``momentum`` is a ``(P,)`` bool tensor: where False (the first step, or momentum
     adaptation switched off) only ``gamma1`` is solved for and ``gamma2 = 0``.
+    ``max_lr < 1`` shrinks the triangle to ``gamma1 >= 1 - max_lr`` (lr <= max_lr).
     Candidates: the interior solution ``A^-1 b`` when it is feasible and ``A`` is not
     near-singular (``det > rcond * A00 * A11``), and the clipped 1-D minimiser on each edge.
     For a convex ``q`` the best feasible candidate is the constrained minimum.
     """
     agg, agp, app, var = m.unbind(-1)
-    zero = torch.zeros_like(var)
+    lo = 1.0 - max_lr  # the smallest gamma1
     a00, a01, a11 = quadratic_form(m)
-    edge_g2 = torch.stack([argmin_unit(a00, var), zero], -1)  # gamma2 = 0 (no momentum)
-    edge_g1 = torch.stack([zero, argmin_unit(a11, var)], -1)  # gamma1 = 0
-    s = argmin_unit(app, app - agp)  # gamma1 + gamma2 = 1: gamma = (s, 1 - s)
+    edge_g2 = torch.stack([argmin_unit(a00, var, lo, 1.0), torch.zeros_like(var)], -1)
+    # gamma1 = lo: q = 1/2 A11 g2^2 - (V - A01 lo) g2 + const, g2 in [0, 1 - lo]
+    g2 = argmin_unit(a11, var - a01 * lo, 0.0, 1.0 - lo)
+    edge_g1 = torch.stack([torch.full_like(var, lo), g2], -1)
+    s = argmin_unit(app, app - agp, lo, 1.0)  # gamma1 + gamma2 = 1: gamma = (s, 1 - s)
     edge_sum = torch.stack([s, 1 - s], -1)
     det = agg * app - agp * agp  # = A00 A11 - A01^2, the Gram determinant of (g, p)
     safe = det > rcond * a00 * a11
     den = torch.where(safe, det, torch.ones_like(det))
     inner = torch.stack([var * (app - agp) / den, var * agp / den], -1)
-    feasible = safe & (inner[..., 0] >= 0) & (inner[..., 1] >= 0) & (inner.sum(-1) <= 1)
+    feasible = safe & (inner[..., 0] >= lo) & (inner[..., 1] >= 0) & (inner.sum(-1) <= 1)
     cands = torch.stack([edge_g2, edge_g1, edge_sum, inner], -2)  # (P, 4, 2)
     q = objective(m.unsqueeze(-2), cands)
     q[..., 3] = torch.where(feasible, q[..., 3], torch.full_like(q[..., 3], float("inf")))
@@ -138,25 +143,30 @@ def solve_gamma(m: Tensor, momentum: Tensor, *, rcond: float = 1e-10) -> Tensor:
     return torch.where(momentum.unsqueeze(-1), chosen, edge_g2)
 
 
-def solve_gamma_authors(m: Tensor, momentum: Tensor, *, max_gamma1: float = 0.999) -> Tensor:
+def solve_gamma_authors(
+    m: Tensor, momentum: Tensor, *, max_lr: float = 1.0, max_gamma1: float = 0.999
+) -> Tensor:
     """The rule of the authors' published code, ``(P, 4) -> (P, 2)``.
 
-    Take the unconstrained ``A^-1 b`` when it lies in ``0 <= g1 <= max_gamma1,
-    0 <= g2 < 1 - g1``; otherwise fall back to no momentum and
-    ``g1 = min(V / A00, max_gamma1)`` (so the lr never drops below ``1 - max_gamma1``).
+    Take the unconstrained ``A^-1 b`` when it lies in ``lo <= g1 <= max_gamma1,
+    0 <= g2 < 1 - g1`` (``lo = 1 - max_lr``, 0 in their code); otherwise fall back to no
+    momentum and ``g1 = min(V / A00, max_gamma1)`` (so the lr never drops below
+    ``1 - max_gamma1``), at least ``lo``.
     """
     agg, agp, app, var = m.unbind(-1)
     a00 = agg
+    lo = 1.0 - max_lr
     fallback_g1 = torch.minimum(
         var / torch.where(a00 > 0, a00, torch.ones_like(a00)), torch.full_like(var, max_gamma1)
     )
     fallback_g1 = torch.where(a00 > 0, fallback_g1, torch.full_like(var, max_gamma1))
+    fallback_g1 = fallback_g1.clamp_min(lo)
     fallback = torch.stack([fallback_g1, torch.zeros_like(var)], -1)
     det = agg * app - agp * agp
     den = torch.where(det > 0, det, torch.ones_like(det))
     inner = torch.stack([var * (app - agp) / den, var * agp / den], -1)
     g1, g2 = inner[..., 0], inner[..., 1]
-    inside = (det > 0) & (g1 >= 0) & (g1 <= max_gamma1) & (g2 >= 0) & (g2 < 1 - g1)
+    inside = (det > 0) & (g1 >= lo) & (g1 <= max_gamma1) & (g2 >= 0) & (g2 < 1 - g1)
     return torch.where((inside & momentum).unsqueeze(-1), inner, fallback)
 
 

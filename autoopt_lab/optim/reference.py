@@ -20,12 +20,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: Faces of the triangle as active constraint sets: rows ``c`` and values ``d`` of ``c.gamma = d``.
-_CONSTRAINTS = {"g1=0": ([1.0, 0.0], 0.0), "g2=0": ([0.0, 1.0], 0.0), "sum=1": ([1.0, 1.0], 1.0)}
 
+def kkt_minimum(a: np.ndarray, b: np.ndarray, tol: float = 1e-9, max_lr: float = 1.0) -> np.ndarray:
+    """Minimise ``-b.gamma + 1/2 gamma.A.gamma`` over the triangle by active-set enumeration.
 
-def kkt_minimum(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Minimise ``-b.gamma + 1/2 gamma.A.gamma`` over the triangle by active-set enumeration."""
+    The triangle is ``gamma1 >= 1 - max_lr, gamma2 >= 0, gamma1 + gamma2 <= 1``; each face is
+    an active constraint ``c.gamma = d``.
+    """
+    lo = 1.0 - max_lr
+    _CONSTRAINTS = {
+        "g1=lo": ([1.0, 0.0], lo),
+        "g2=0": ([0.0, 1.0], 0.0),
+        "sum=1": ([1.0, 1.0], 1.0),
+    }
     best, best_q = None, np.inf
     for k in range(3):
         for active in itertools.combinations(_CONSTRAINTS, k):
@@ -41,12 +48,12 @@ def kkt_minimum(a: np.ndarray, b: np.ndarray, tol: float = 1e-9) -> np.ndarray:
                 rhs[2 + i] = v
             sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
             gam = sol[:2]
-            if gam.min() < -tol or gam.sum() > 1 + tol:
+            if gam[0] < lo - tol or gam[1] < -tol or gam.sum() > 1 + tol:
                 continue
             q = -b @ gam + 0.5 * gam @ a @ gam
             if q < best_q - 1e-15:
                 best, best_q = gam, q
-    return np.clip(best, 0.0, 1.0)
+    return np.array([np.clip(best[0], lo, 1.0), np.clip(best[1], 0.0, 1.0)])
 
 
 class ReferenceAutoOpt:
@@ -64,7 +71,9 @@ class ReferenceAutoOpt:
         betas: tuple[float, float] = (0.9, 0.99),
         eps: float = 1e-8,
         bias_correction: str = "step",
+        max_lr: float = 1.0,
     ) -> None:
+        self.max_lr = max_lr
         self.params = [p.detach().double().clone() for p in params]
         self.kind, self.v, self.adapt = kind, ewma, adapt_momentum
         self.wd, self.betas, self.eps, self.bc = weight_decay, betas, eps, bias_correction
@@ -108,10 +117,11 @@ class ReferenceAutoOpt:
             a = gmat.T @ (d.numpy()[:, None] * gmat)  # eq. (24)
             b = np.array([var, var])  # eq. (23)
             if self.t[k] == 0 or not self.adapt:
-                g1 = 1.0 if a[0, 0] == 0 else min(max(var / a[0, 0], 0.0), 1.0)
+                lo = 1.0 - self.max_lr
+                g1 = 1.0 if a[0, 0] == 0 else min(max(var / a[0, 0], lo), 1.0)
                 gamma_o = np.array([g1, 0.0])
             else:
-                gamma_o = kkt_minimum(a, b)
+                gamma_o = kkt_minimum(a, b, max_lr=self.max_lr)
             self.gamma[k] = (1 - self.v) * gamma_o + self.v * self.gamma[k]  # eq. (26)
             ghat = g - torch.from_numpy(gmat @ self.gamma[k])  # eq. (14)
             self.params[k] -= (d * ghat).view_as(self.params[k])  # eq. (9)
