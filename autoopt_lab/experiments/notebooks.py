@@ -12,6 +12,17 @@ from pathlib import Path
 
 import nbformat
 
+
+def _run_cell(target: str) -> str:
+    """The cell that runs (or reuses) the sweep behind ``target`` and shows its provenance."""
+    return f"""\
+configs = rp.plan("{target}", preset, datasets, device=device)
+report = rp.ensure_runs(configs, results, workers=workers, data_root=data_root or None)
+runs = rp.runs_for(results, configs)
+print(report.to_dict())
+rp.data_provenance(runs)"""
+
+
 PARAMETERS_COMMON = """\
 mode = "quick"  # "quick": minutes on a laptop CPU; "full": the paper's sizes
 datasets = ["fashion-mnist"]  # any of "mnist", "fashion-mnist", "cifar10"
@@ -54,12 +65,7 @@ store are reused.""",
     ("code", SETUP),
     (
         "code",
-        """\
-configs = rp.plan("fig2", preset, datasets, device=device)
-report = rp.ensure_runs(configs, results, workers=workers, data_root=data_root or None)
-runs = rp.runs_for(results, configs)
-print(report.to_dict())
-rp.data_provenance(runs)""",
+        _run_cell("fig2"),
     ),
     (
         "code",
@@ -169,12 +175,7 @@ errors are expected. In quick mode the runs are also far shorter than the paper'
     ("code", SETUP),
     (
         "code",
-        """\
-configs = rp.plan("table2", preset, datasets, device=device)
-report = rp.ensure_runs(configs, results, workers=workers, data_root=data_root or None)
-runs = rp.runs_for(results, configs)
-print(report.to_dict())
-rp.data_provenance(runs)""",
+        _run_cell("table2"),
     ),
     (
         "code",

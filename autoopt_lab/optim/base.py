@@ -209,7 +209,7 @@ class AutoOptimizer(torch.optim.Optimizer):
                 inv_h,
                 data_grad=data_grad,
             )
-            work = (group, params, states, seg, sizes, flat, prev, inv_h, new_pre, steps)
+            work = (group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps)
             prepared.append((m, work, torch.isfinite(m).all()))
         ok = prepared[0][2]
         for _, _, flag in prepared[1:]:
@@ -218,7 +218,7 @@ class AutoOptimizer(torch.optim.Optimizer):
             self._apply(m, work, ok.to(m.device))
 
     def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
-        group, params, states, seg, sizes, flat, prev, inv_h, new_pre, steps = work
+        group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps = work
         momentum = (steps > 0) & bool(group["adapt_momentum"])
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
         solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
@@ -244,9 +244,8 @@ class AutoOptimizer(torch.optim.Optimizer):
         if new_pre:
             act_e = coef[:, 2] > 0
             for key, value in new_pre.items():
-                olds = [s[key] for s in states]
-                kept = torch.where(act_e, value, _flatten(olds))
-                torch._foreach_copy_(olds, _unflatten(kept, params, sizes))
+                kept = torch.where(act_e, value, pre_state[key])  # flattened once, above
+                torch._foreach_copy_([s[key] for s in states], _unflatten(kept, params, sizes))
         new_steps = steps + active.to(steps.dtype)
         skipped = (~ok).to(torch.int64)
         for k, s in enumerate(states):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from . import record
 from .fused import fusable, fused_forward
-from .rules import UnsupportedModuleError, rule_for, supported_types
+from .rules import LayerRule, UnsupportedModuleError, rule_for, supported_types
 
 Reduction = Literal["mean", "sum"]
 _TRACKED = "_autoopt_tracker"
@@ -125,7 +125,7 @@ class Tracker:
             raise UnsupportedModuleError(f"{type(module).__name__}: {problem}")
         key = (id(module), self._generation)
         self._calls[key] = self._calls.get(key, 0) + 1
-        hook = functools.partial(self._on_grad, module, inputs[0].detach(), key)
+        hook = functools.partial(self._on_grad, module, rule, inputs[0].detach(), key)
         output.register_hook(hook)
 
     def _fused_forward(self, module: nn.Module, x: Tensor) -> Tensor:
@@ -140,8 +140,9 @@ class Tracker:
     ) -> None:
         self._finish(module, key, a.shape[0], per_sample=grads)
 
-    def _on_grad(self, module: nn.Module, a: Tensor, key: tuple[int, int], dz: Tensor) -> None:
-        rule = rule_for(module)
+    def _on_grad(
+        self, module: nn.Module, rule: LayerRule, a: Tensor, key: tuple[int, int], dz: Tensor
+    ) -> None:
         if self._calls.get(key, 1) == 1:
             sums = rule.sum_of_squares(module, a, dz.detach())
             self._finish(module, key, a.shape[0], sums=sums)
