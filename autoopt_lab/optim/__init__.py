@@ -5,6 +5,7 @@ from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD
 from .base import AutoOptimizer
 from .factory import OPTIMIZERS, build_optimizer, hparam_tensors
+from .registry import BoundOptimizer, OptimizerSpec, build, get, names, register
 
 __all__ = [
     "AUTHORS_AUTOADAM",
@@ -13,6 +14,12 @@ __all__ = [
     "AutoAdam",
     "AutoOptimizer",
     "AutoSGD",
+    "BoundOptimizer",
+    "OptimizerSpec",
+    "build",
     "build_optimizer",
+    "get",
     "hparam_tensors",
+    "names",
+    "register",
 ]

@@ -1,0 +1,519 @@
+"""The optimizer registry: every optimizer the project can train with, by name.
+
+One :class:`OptimizerSpec` per name says what the optimizer is (display name, family, the
+preconditioner family it pairs with), which options it takes, how to build it over a model
+and how to read its per-tensor learning rate and momentum. Runs, sweeps, ``reproduce``,
+streams, the workbench, the arena and the CLI all go through it: adding an optimizer (a
+tuning-free peer, an Auto variant) is one :func:`register` call.
+
+Names are lower case (``"autosgd"``, ``"prodigy"``). A *spec string* adds options to a name:
+``"autoadam:eps=1e-3:bias_correction=constant"`` (see :func:`parse_spec`).
+
+>>> from torch import nn
+>>> spec = get("sgd")
+>>> spec.display, spec.family, spec.required
+('SGD', 'tuned', ('lr',))
+>>> bound = build("sgd", nn.Linear(2, 2), lr=0.1, momentum=0.9)
+>>> [round(v, 2) for v in bound.hparams()["weight"].tolist()]
+[0.1, 0.9]
+>>> parse_spec("autoadam:eps=1e-3:bias_correction=constant")
+('autoadam', {'eps': 0.001, 'bias_correction': 'constant'})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+#: The families an optimizer can belong to.
+FAMILIES: tuple[str, ...] = ("auto", "tuned", "peer")
+#: The preconditioner families (Table 1 of the paper) an optimizer pairs with.
+BASES: tuple[str, ...] = ("sgd", "adam", "adagrad")
+
+Factory = Callable[[list[tuple[str, nn.Parameter]], dict[str, Any]], torch.optim.Optimizer]
+HparamReader = Callable[[torch.optim.Optimizer, dict[int, str]], dict[str, Tensor]]
+
+
+class UnknownOptimizerError(ValueError):
+    """A name (or option) the registry does not know; the message lists what it does."""
+
+
+class MissingPackageError(ImportError):
+    """A registered optimizer whose package is not installed; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of an optimizer: its name, default, type and allowed values."""
+
+    name: str
+    default: Any
+    kind: type
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+    def coerce(self, value: Any, optimizer: str) -> Any:
+        """``value`` converted to this option's type (strings are parsed), or a clear error."""
+        try:
+            if self.kind is bool:
+                if isinstance(value, str):
+                    low = value.strip().lower()
+                    if low not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(f"not a bool: {value!r}")
+                    value = low in ("true", "1", "yes")
+                elif not isinstance(value, bool):
+                    raise ValueError(f"not a bool: {value!r}")
+            elif self.kind is tuple:
+                if isinstance(value, str):
+                    parts = value.strip().strip("()[]").replace("/", ",").split(",")
+                    value = tuple(float(v) for v in parts if v.strip())
+                else:
+                    value = tuple(float(v) for v in value)
+            elif self.kind is float:
+                if isinstance(value, bool):
+                    raise ValueError(f"not a number: {value!r}")
+                value = float(value)
+            elif self.kind is int:
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError(f"not an integer: {value!r}")
+                value = int(value)
+            elif self.kind is str:
+                value = str(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"optimizer {optimizer!r}: option {self.name}={value!r} is not a valid "
+                f"{self.kind.__name__} ({exc})"
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(
+                f"optimizer {optimizer!r}: option {self.name}={value!r}; allowed: "
+                f"{', '.join(map(repr, self.choices))}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Everything the project needs to know about one optimizer.
+
+    ``factory(named_params, options)`` builds it over ``(name, parameter)`` pairs with the
+    resolved options (defaults, then ``preset``, then the caller's). ``read_hparams`` returns
+    ``{tensor name: tensor([lr, momentum])}`` without a host sync (None: read ``lr`` and
+    ``momentum``/``betas[0]`` from the param groups). ``per_sample_stats`` optimizers get
+    :func:`autoopt_lab.track` hooks; ``probe`` optimizers take a loss closure at ``step()``
+    (measured curvature); ``eval_switch`` optimizers (Schedule-Free) must be put in eval
+    mode around evaluation. ``vectorized`` names the stacked optimizer the vectorised sweep
+    uses for it (tuned grids only). ``package`` is the pip distribution that provides it.
+    """
+
+    name: str
+    display: str
+    family: str
+    base: str
+    factory: Factory
+    options: tuple[Option, ...] = ()
+    required: tuple[str, ...] = ()
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    per_sample_stats: bool = False
+    probe: bool = False
+    eval_switch: bool = False
+    vectorized: str | None = None
+    package: str | None = None
+    module: str | None = None
+    read_hparams: HparamReader | None = None
+
+    def __post_init__(self) -> None:
+        if self.name != self.name.lower() or not self.name or ":" in self.name:
+            raise ValueError(f"optimizer names are lower case without ':', got {self.name!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
+        known = {o.name for o in self.options}
+        for key in (*self.required, *self.preset):
+            if key not in known:
+                raise ValueError(f"{self.name}: {key!r} is not one of its options {sorted(known)}")
+
+    @property
+    def is_auto(self) -> bool:
+        """True for the AutoOpt optimizers (any variant)."""
+        return self.family == "auto"
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)
+
+    @property
+    def available(self) -> bool:
+        """False when the package that provides it is not installed."""
+        return self.module is None or importlib.util.find_spec(self.module) is not None
+
+    def resolve(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults, overlaid by the preset, overlaid by ``options`` (checked and typed).
+
+        >>> get("autoadam-authors").resolve()["eps"]
+        0.001
+        """
+        options = dict(options or {})
+        by_name = {o.name: o for o in self.options}
+        unknown = sorted(set(options) - set(by_name))
+        if unknown:
+            allowed = ", ".join(by_name) or "none"
+            raise UnknownOptimizerError(
+                f"optimizer {self.name!r} has no option(s) {unknown}; its options: {allowed}"
+            )
+        missing = [k for k in self.required if options.get(k) is None]
+        if missing:
+            raise ValueError(f"optimizer {self.name!r} needs {', '.join(missing)}")
+        out = {o.name: o.default for o in self.options}
+        out.update(self.preset)
+        for key, value in options.items():
+            if value is None and key not in self.required:
+                continue
+            out[key] = by_name[key].coerce(value, self.name)
+        return out
+
+    def overrides(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The resolved options that differ from this spec's own (default + preset) values."""
+        base = self.resolve({k: v for k, v in (options or {}).items() if k in self.required})
+        full = self.resolve(options)
+        return {k: v for k, v in full.items() if base.get(k) != v or k in self.required}
+
+    def label(self, options: Mapping[str, Any] | None = None) -> str:
+        """Display name plus non-default options, e.g. ``AutoAdam(ewma=0.95)``.
+
+        >>> get("autoadam").label({"ewma": 0.95})
+        'AutoAdam(ewma=0.95)'
+        """
+        extra = self.overrides(options)
+        if not extra:
+            return self.display
+        return f"{self.display}({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in extra.items())})"
+
+
+_REGISTRY: dict[str, OptimizerSpec] = {}
+
+
+def register(spec: OptimizerSpec, *, replace: bool = False) -> OptimizerSpec:
+    """Add ``spec`` to the registry (``replace=True`` to redefine a name); returns it."""
+    if spec.name in _REGISTRY and not replace:
+        raise ValueError(f"optimizer {spec.name!r} is already registered (pass replace=True)")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove ``name`` (tests use it to clean up a toy optimizer)."""
+    _REGISTRY.pop(name, None)
+
+
+def get(name: str) -> OptimizerSpec:
+    """The spec registered as ``name`` (case-insensitive), or a clear error listing names."""
+    _ensure_builtins()
+    key = str(name).strip().lower()
+    if key not in _REGISTRY:
+        raise UnknownOptimizerError(
+            f"unknown optimizer {name!r}; known: {', '.join(names())}"
+        )
+    return _REGISTRY[key]
+
+
+def names(
+    family: str | Sequence[str] | None = None,
+    *,
+    base: str | None = None,
+    available: bool | None = None,
+) -> list[str]:
+    """Registered names in registration order, optionally filtered.
+
+    >>> names("tuned")
+    ['sgd', 'adam', 'adagrad']
+    """
+    _ensure_builtins()
+    families = (family,) if isinstance(family, str) else family
+    out = []
+    for spec in _REGISTRY.values():
+        if families is not None and spec.family not in families:
+            continue
+        if base is not None and spec.base != base:
+            continue
+        if available is not None and spec.available != available:
+            continue
+        out.append(spec.name)
+    return out
+
+
+def specs(family: str | Sequence[str] | None = None) -> list[OptimizerSpec]:
+    """The registered specs, optionally of some families."""
+    return [get(n) for n in names(family)]
+
+
+def display_names() -> dict[str, str]:
+    """``{display name: name}`` for menus (the workbench dropdown)."""
+    return {get(n).display: n for n in names()}
+
+
+# -- spec strings --------------------------------------------------------------------------
+
+
+def split_list(text: str) -> list[str]:
+    """Split a comma list, keeping commas inside brackets: ``"a,b:betas=(1,2)"`` -> 2 items.
+
+    >>> split_list("autosgd, adam:betas=(0.9,0.99)")
+    ['autosgd', 'adam:betas=(0.9,0.99)']
+    """
+    out, depth, cur = [], 0, []
+    for ch in str(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [s for s in out if s]
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """``"k=v:k=v"`` (or ``"k=v,k=v"``) -> ``{k: v}`` with values as strings.
+
+    >>> parse_options("ewma=0.95:max_lr=0.3")
+    {'ewma': '0.95', 'max_lr': '0.3'}
+    """
+    out: dict[str, str] = {}
+    text = str(text).strip()
+    if not text:
+        return out
+    parts = []
+    for chunk in split_list(text):
+        parts.extend(p for p in chunk.split(":") if p.strip())
+    for part in parts:
+        if "=" not in part:
+            raise ValueError(f"option {part!r} is not of the form key=value")
+        key, value = part.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ValueError(f"option {part!r} has no name")
+        out[key] = value.strip()
+    return out
+
+
+def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """``"name:k=v:k=v"`` -> ``(name, typed options)``; an unknown name or key is an error."""
+    text = str(text).strip()
+    name, _, rest = text.partition(":")
+    spec = get(name)
+    raw = parse_options(rest)
+    spec.resolve(raw)  # validates names and values
+    by_name = {o.name: o for o in spec.options}
+    return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
+
+
+def parse_list(text: str | Sequence[str], *, allow_all: bool = True) -> list[tuple[str, dict]]:
+    """A comma list of spec strings (``"all"``: every available optimizer) -> ``[(name, opts)]``.
+
+    >>> parse_list("autosgd,sgd:lr=0.1:momentum=0.9")
+    [('autosgd', {}), ('sgd', {'lr': 0.1, 'momentum': 0.9})]
+    """
+    items = split_list(text) if isinstance(text, str) else list(text)
+    if not items:
+        raise ValueError("no optimizer given")
+    if allow_all and len(items) == 1 and items[0].lower() == "all":
+        return [(n, {}) for n in names(available=True)]
+    return [parse_spec(i) for i in items]
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+class BoundOptimizer:
+    """An optimizer built over a model, with what a training loop needs around it.
+
+    * :meth:`step` passes a loss closure to optimizers that measure curvature with it and
+      calls ``step()`` plainly for the others (``torch.optim`` optimizers would evaluate it);
+    * :meth:`evaluating` puts Schedule-Free optimizers in eval mode for evaluation;
+    * :meth:`hparams` reads ``{tensor name: tensor([lr, momentum])}`` without a host sync;
+    * :meth:`close` removes the per-sample statistics hooks (also on ``with`` exit).
+
+    >>> from torch import nn
+    >>> import torch.nn.functional as F
+    >>> model = nn.Linear(3, 2)
+    >>> x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    >>> with build("autosgd", model) as opt:
+    ...     opt.zero_grad()
+    ...     F.cross_entropy(model(x), y).backward()
+    ...     opt.step(lambda: F.cross_entropy(model(x), y))
+    ...     sorted(opt.hparams())
+    ['bias', 'weight']
+    """
+
+    def __init__(
+        self,
+        spec: OptimizerSpec,
+        optimizer: torch.optim.Optimizer,
+        model: nn.Module,
+        options: dict[str, Any],
+        tracker: Any = None,
+    ) -> None:
+        self.spec = spec
+        self.optimizer = optimizer
+        self.model = model
+        self.options = options
+        self.tracker = tracker
+        self._names = {id(p): n for n, p in model.named_parameters()}
+        if spec.eval_switch:
+            optimizer.train()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.spec.label(self.options)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> None:
+        """One optimizer step; ``closure`` (the batch loss, no ``backward()``) feeds probes."""
+        if self.spec.probe and closure is not None:
+            self.optimizer.step(closure)
+        else:
+            self.optimizer.step()
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Evaluate the weights the optimizer means for evaluation (Schedule-Free's ``x``)."""
+        if not self.spec.eval_switch:
+            yield
+            return
+        self.optimizer.eval()
+        try:
+            yield
+        finally:
+            self.optimizer.train()
+
+    def hparams(self) -> dict[str, Tensor]:
+        """``{tensor name: tensor([lr, momentum])}`` on each parameter's device, no sync."""
+        if self.spec.read_hparams is not None:
+            return self.spec.read_hparams(self.optimizer, self._names)
+        return group_hparams(self.optimizer, self._names)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+    def close(self) -> None:
+        """Remove per-sample statistics hooks (a no-op for other optimizers)."""
+        if self.tracker is not None:
+            self.tracker.remove()
+            self.tracker = None
+
+    def __enter__(self) -> BoundOptimizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build(name: str, model: nn.Module, **options: Any) -> BoundOptimizer:
+    """Optimizer ``name`` (a name or spec string) over ``model``'s trainable parameters.
+
+    ``options`` overlay the spec string's and the defaults; unknown options, a missing
+    required one (``lr`` for the tuned optimizers) and an uninstalled package are clear
+    errors.
+    """
+    key, from_text = parse_spec(name) if ":" in str(name) else (str(name), {})
+    spec = get(key)
+    if not spec.available:
+        raise MissingPackageError(
+            f"optimizer {spec.name!r} needs the package {spec.package!r}: "
+            f"pip install '{spec.package}' (or: pip install 'autoopt-lab[peers]')"
+        )
+    resolved = spec.resolve({**from_text, **options})
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("the model has no trainable parameters")
+    tracker = None
+    if spec.per_sample_stats:
+        from ..stats import track
+
+        tracker = track(model)
+    try:
+        optimizer = spec.factory(named, resolved)
+    except Exception:
+        if tracker is not None:
+            tracker.remove()
+        raise
+    return BoundOptimizer(spec, optimizer, model, resolved, tracker)
+
+
+def group_hparams(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, Tensor]:
+    """lr and momentum from the param groups: ``lr``, and ``momentum`` or ``betas[0]`` (else 0).
+
+    Values that are tensors (D-Adaptation's ``d``, say) stay on their device.
+    """
+    out: dict[str, Tensor] = {}
+    for group in optimizer.param_groups:
+        mom = group.get("momentum", group.get("betas", (0.0,))[0] if "betas" in group else 0.0)
+        for p in group["params"]:
+            out[names.get(id(p), str(id(p)))] = _pair(group["lr"], mom, p.device)
+    return out
+
+
+def _pair(lr: Any, momentum: Any, device: torch.device) -> Tensor:
+    """``tensor([lr, momentum])`` in float64 from floats or 0-d tensors, without a sync."""
+    parts = [
+        v.detach().reshape(()).to(device=device, dtype=torch.float64)
+        if isinstance(v, Tensor)
+        else torch.tensor(float(v), dtype=torch.float64, device=device)
+        for v in (lr, momentum)
+    ]
+    return torch.stack(parts)
+
+
+def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> tuple[Option, ...]:
+    """The keyword options of an optimizer class, from its ``__init__`` signature."""
+    out = []
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name in ("self", *skip) or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = p.default
+        if default is inspect.Parameter.empty:
+            continue
+        if isinstance(default, bool):
+            kind: type = bool
+        elif isinstance(default, int | float) or default is None:
+            kind = float
+        elif isinstance(default, tuple | list):
+            kind = tuple
+        elif isinstance(default, str):
+            kind = str
+        else:
+            continue  # option types we cannot take from a command line
+        out.append(Option(p.name, default, kind))
+    return tuple(out)
+
+
+_LOADED = False
+
+
+def _ensure_builtins() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import catalogue  # noqa: F401  (registers the built-in optimizers)
