@@ -23,10 +23,10 @@ from .autoadagrad import AutoAdaGrad
 from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD
 from .registry import (
-    Option,
     OptimizerSpec,
-    _pair,
+    Option,
     group_hparams,
+    hparam_pair,
     options_from_signature,
     register,
 )
@@ -155,7 +155,7 @@ def _dog_hparams(optimizer: Any, names: dict[int, str]) -> dict[str, Tensor]:
     for group in optimizer.param_groups:
         etas = group.get("eta") or [group.get("init_eta") or 0.0] * len(group["params"])
         for p, eta in zip(group["params"], etas, strict=False):
-            out[names.get(id(p), str(id(p)))] = _pair(eta, 0.0, p.device)
+            out[names.get(id(p), str(id(p)))] = hparam_pair(eta, 0.0, p.device)
     return out
 
 

@@ -471,11 +471,11 @@ def group_hparams(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> di
     for group in optimizer.param_groups:
         mom = group.get("momentum", group.get("betas", (0.0,))[0] if "betas" in group else 0.0)
         for p in group["params"]:
-            out[names.get(id(p), str(id(p)))] = _pair(group["lr"], mom, p.device)
+            out[names.get(id(p), str(id(p)))] = hparam_pair(group["lr"], mom, p.device)
     return out
 
 
-def _pair(lr: Any, momentum: Any, device: torch.device) -> Tensor:
+def hparam_pair(lr: Any, momentum: Any, device: torch.device) -> Tensor:
     """``tensor([lr, momentum])`` in float64 from floats or 0-d tensors, without a sync."""
     parts = [
         v.detach().reshape(()).to(device=device, dtype=torch.float64)
