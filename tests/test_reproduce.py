@@ -10,7 +10,8 @@ import pytest
 from autoopt_lab.data import sources
 from autoopt_lab.experiments import ResultsStore
 from autoopt_lab.experiments import reproduce as rp
-from autoopt_lab.experiments.notebooks import NOTEBOOK_CELLS, build
+from autoopt_lab.experiments.notebooks import NOTEBOOK_CELLS
+from autoopt_lab.notebooks import build
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 needs_fmnist = pytest.mark.skipif(
@@ -58,7 +59,7 @@ def test_committed_notebooks_are_thin_clean_and_current(name):
                 assert line.split()[1].split(".")[0] in {"autoopt_lab", "pathlib"}, line
     expected = build(NOTEBOOK_CELLS[name])
     assert [c.source for c in nb.cells] == [c.source for c in expected.cells], (
-        "regenerate: python -m autoopt_lab.experiments.notebooks"
+        "regenerate: python -m autoopt_lab.notebooks"
     )
 
 

@@ -1,16 +1,12 @@
-"""The source of the reproduction notebooks, so they stay thin and reviewable as code.
+"""The cells of the reproduction notebooks, so they stay thin and reviewable as code.
 
-``python -m autoopt_lab.experiments.notebooks [DIR]`` (re)writes them, without outputs, into
-``DIR`` (default: the repository's ``notebooks/``). A test checks that the committed
-notebooks equal what this module builds.
+Registered with :mod:`autoopt_lab.notebooks`; ``python -m autoopt_lab.notebooks`` (re)writes
+every notebook.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import nbformat
+from autoopt_lab.notebooks import register_notebook
 
 
 def _run_cell(target: str) -> str:
@@ -210,42 +206,5 @@ NOTEBOOK_CELLS = {
 }
 
 
-def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
-    """A notebook (no outputs) from ``(kind, source)`` pairs; kind ``parameters`` is a code
-    cell tagged for papermill."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    for i, (kind, source) in enumerate(cells):
-        if kind == "markdown":
-            cell = nbformat.v4.new_markdown_cell(source)
-        else:
-            cell = nbformat.v4.new_code_cell(source)
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-        cell["id"] = f"cell-{i}"
-        nb.cells.append(cell)
-    return nb
-
-
-def write_all(target: Path) -> list[Path]:
-    """Write every reproduction notebook into ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, cells in NOTEBOOK_CELLS.items():
-        path = target / name
-        nbformat.write(build(cells), path)
-        paths.append(path)
-    return paths
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .reproduce import notebook_dir
-
-    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else notebook_dir()
-    for p in write_all(dest):
-        sys.stdout.write(f"wrote {p}\n")
+for _name, _cells in NOTEBOOK_CELLS.items():
+    register_notebook(_name, _cells)
