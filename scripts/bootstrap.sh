@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 VENV=.venv
-EXTRAS=${AUTOOPT_EXTRAS:-test,browser}
+EXTRAS=${AUTOOPT_EXTRAS:-test,browser,peers}
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[bootstrap] creating $VENV with $($PY --version)"

@@ -8,6 +8,14 @@
 
 from .cifar_lenet import CifarLeNet
 from .mnist_cnn import MnistCNN
+from .checks import check_log_probabilities
 from .registry import MODELS, build_model, model_name_for
 
-__all__ = ["MODELS", "CifarLeNet", "MnistCNN", "build_model", "model_name_for"]
+__all__ = [
+    "MODELS",
+    "CifarLeNet",
+    "MnistCNN",
+    "build_model",
+    "check_log_probabilities",
+    "model_name_for",
+]
