@@ -4,6 +4,14 @@ Each subcommand lives in its own module in this package and exposes
 ``register(subparsers) -> None``, which adds an ``argparse`` parser whose ``func`` default
 takes the parsed arguments and returns an exit code. Modules are discovered, so adding a
 subcommand means adding a file.
+
+Errors: a subcommand signals bad input by raising ``ValueError`` (or a subclass: an unknown
+optimizer, an unavailable device, a bad scenario) and an input/output problem (missing data,
+an unwritable path, a damaged store) by raising ``OSError`` or
+:class:`~autoopt_lab.data.errors.DataUnavailableError`. :func:`main` prints one line,
+``autoopt-lab <command>: <message>``, to stderr and exits with 2 (bad input) or 3
+(input/output) without a traceback; ``-v`` shows the traceback. A closed pipe
+(``autoopt-lab stream --list | head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -30,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit codes of :func:`main`.
+EXIT_USAGE, EXIT_IO = 2, 3
+
+
+def error_exit_code(exc: BaseException) -> int | None:
+    """The exit code for an expected error, or None for a bug (which keeps its traceback)."""
+    from autoopt_lab.data.errors import DataUnavailableError
+
+    if isinstance(exc, (DataUnavailableError, OSError)):
+        return EXIT_IO
+    if isinstance(exc, (ValueError, TypeError, KeyError, ImportError)):
+        return EXIT_USAGE
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -38,9 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as other Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - expected errors become one line
+        code = error_exit_code(exc)
+        if code is None or args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        sys.stderr.write(f"autoopt-lab {args.command}: {message}\n")
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover
