@@ -29,7 +29,9 @@ import torch.nn.functional as F
 
 from autoopt_lab.data import load_arrays, normalize
 from autoopt_lab.experiments import PAPER_BATCH_SIZES, PAPER_LRS, RunConfig, run
-from autoopt_lab.experiments.vectorized import StackedModel, StackedOptimizer, run_group
+from autoopt_lab.experiments.stacked import StackedModel
+from autoopt_lab.experiments.stacked_optim import StackedOptimizer
+from autoopt_lab.experiments.vectorized import run_group
 from autoopt_lab.models import build_model
 
 BETAS = (0.9, 0.99)

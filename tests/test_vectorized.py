@@ -10,14 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from autoopt_lab.experiments import ResultsStore, RunConfig, run, run_sweep
-from autoopt_lab.experiments.vectorized import (
-    NotVectorizableError,
-    StackedModel,
-    StackedOptimizer,
-    execute_task,
-    plan_tasks,
-    run_group,
-)
+from autoopt_lab.experiments.stacked import NotVectorizableError, StackedModel
+from autoopt_lab.experiments.stacked_optim import StackedOptimizer
+from autoopt_lab.experiments.vectorized import execute_task, plan_tasks, run_group
 from autoopt_lab.models import build_model
 
 TINY = dict(epochs=2, device="cpu", max_train_samples=128, max_test_samples=64)

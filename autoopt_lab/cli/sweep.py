@@ -7,6 +7,8 @@ Example::
 
     autoopt-lab sweep --store results/fmnist.sqlite --datasets fashion-mnist \\
         --optimizers sgd,autosgd --batch-sizes 128 --seeds 0-2 --epochs 3 --workers 2
+    autoopt-lab sweep --store results/peers.sqlite --datasets mnist \\
+        --optimizers autosgd,prodigy,autoadam:ewma=0.95 --batch-sizes 128 --seeds 0-2
 """
 
 from __future__ import annotations
@@ -47,11 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.experiments import ResultsStore, run_sweep
     from autoopt_lab.experiments.options import configs_from_args
 
-    try:
-        configs = configs_from_args(args)
-    except ValueError as exc:
-        print(f"autoopt-lab sweep: {exc}")
-        return 2
+    configs = configs_from_args(args)
     store = ResultsStore(args.store)
     if args.dry_run:
         done = store.done_ids()

@@ -4,6 +4,8 @@ Example::
 
     autoopt-lab train --dataset fashion-mnist --optimizer autosgd --batch-size 128 --epochs 2
     autoopt-lab train --dataset mnist --optimizer sgd --lr 1e-2 --momentum 0 --store runs.sqlite
+    autoopt-lab train --dataset mnist --optimizer autoadam:ewma=0.95 --epochs 1
+    autoopt-lab train --dataset mnist --optimizer prodigy --epochs 1
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 
-from autoopt_lab.experiments.config import OPTIMIZERS, RunConfig
-from autoopt_lab.experiments.options import _lr
+from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from autoopt_lab.experiments.options import optimizer_help, parse_lr
+
     p = subparsers.add_parser("train", help="train one run and report its errors")
     p.add_argument("--dataset", default="fashion-mnist", help="mnist, fashion-mnist or cifar10")
-    p.add_argument("--optimizer", default="autosgd", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=_lr, default=None, help="e.g. 1e-2 or 10^-1.5 (not for Auto)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (not for Auto)")
+    p.add_argument(
+        "--optimizer", default="autosgd", help=optimizer_help("one of the") + "; default autosgd"
+    )
+    p.add_argument("--lr", type=parse_lr, default=None,
+                   help="e.g. 1e-2 or 10^-1.5 (tuned optimizers only)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="SGD momentum (tuned SGD only; default 0)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--model", default=None, help="mnist_cnn or cifar_lenet (default: the paper's)")
     p.add_argument("--max-train-samples", type=int, default=None)
     p.add_argument("--max-test-samples", type=int, default=None)
@@ -36,28 +43,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def config_from_args(args: argparse.Namespace):
+    """The :class:`RunConfig` the options describe (bad input raises ``ValueError``)."""
+    from autoopt_lab.experiments.config import RunConfig, field_options
+    from autoopt_lab.experiments.grids import parse_item
+    from autoopt_lab.optim import registry
+
+    name, options = parse_item(args.optimizer)
+    momentum = args.momentum
+    if momentum is None and "momentum" in field_options(registry.get(name)):
+        momentum = options.pop("momentum", 0.0)
+    return RunConfig(
+        args.dataset,
+        name,
+        lr=args.lr,
+        momentum=momentum,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        model=args.model,
+        max_train_samples=args.max_train_samples,
+        max_test_samples=args.max_test_samples,
+        options=options,
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     from autoopt_lab.experiments import ResultsStore, run
 
-    if args.optimizer == "sgd" and args.momentum is None:
-        args.momentum = 0.0
-    try:
-        config = RunConfig(
-            args.dataset,
-            args.optimizer,
-            lr=args.lr,
-            momentum=args.momentum,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            seed=args.seed,
-            device=args.device,
-            model=args.model,
-            max_train_samples=args.max_train_samples,
-            max_test_samples=args.max_test_samples,
-        )
-    except ValueError as exc:
-        print(f"autoopt-lab train: {exc}")
-        return 2
+    config = config_from_args(args)
     result = run(config, data_root=args.data_root, progress=not args.no_progress)
     m = result.metrics
     print(

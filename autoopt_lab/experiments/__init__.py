@@ -8,7 +8,7 @@ analysis the notebooks call.
 
 # Imported for their side effect: they register the "vectorized" and "ray" executors.
 from . import ray_executor, vectorized  # noqa: F401
-from .config import AUTO_OPTIMIZERS, OPTIMIZERS, RunConfig, config_key
+from .config import FrozenOptions, RunConfig, config_key
 from .executors import (
     Executor,
     ProcessExecutor,
@@ -27,13 +27,11 @@ from .paper import (
     PAPER_TABLE2,
     TABLE2_BATCH_SIZE,
 )
-from .run import RunResult, evaluate, library_versions, resolve_device, run
+from .run import RunResult, evaluate, library_versions, run
 from .store import ResultsStore
 from .sweep import SweepReport, run_sweep
 
 __all__ = [
-    "AUTO_OPTIMIZERS",
-    "OPTIMIZERS",
     "PAPER_BATCH_SIZES",
     "PAPER_LRS",
     "PAPER_MOMENTA",
@@ -41,6 +39,7 @@ __all__ = [
     "PAPER_TABLE2",
     "TABLE2_BATCH_SIZE",
     "Executor",
+    "FrozenOptions",
     "ProcessExecutor",
     "ResultsStore",
     "RunConfig",
@@ -56,7 +55,6 @@ __all__ = [
     "library_versions",
     "make_executor",
     "register_executor",
-    "resolve_device",
     "run",
     "run_sweep",
 ]

@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import AUTO_OPTIMIZERS
 from .paper import paper_reference
 from .store import ResultsStore
+from .variants import BASES, auto_for, counterpart, is_grid, tuned_for
 
 SETTING_KEYS = ["dataset", "optimizer", "batch_size", "lr", "momentum"]
-GRID_TO_AUTO = {"sgd": "autosgd", "adam": "autoadam", "adagrad": "autoadagrad"}
 
 
 def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -48,7 +47,7 @@ def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", lambda s: sorted(int(v) for v in s)),
         n_diverged=("diverged", "sum"),
     ).reset_index()
-    out["is_auto"] = out["optimizer"].isin(AUTO_OPTIMIZERS)
+    out["is_auto"] = ~out["optimizer"].map(is_grid).astype(bool)
     return out
 
 
@@ -70,10 +69,10 @@ def best_settings(summary: pd.DataFrame, by: str = "test") -> pd.DataFrame:
 
 
 def _config_text(row: pd.Series) -> str:
-    if row["optimizer"] in AUTO_OPTIMIZERS:
+    if not is_grid(row["optimizer"]):
         return "AutoOpt"
     text = f"lr 10^{math.log10(row['lr']):.1f}"
-    if row["optimizer"] == "sgd":
+    if pd.notna(row.get("momentum")):
         text += f", momentum {row['momentum']:g}"
     return text
 
@@ -98,10 +97,14 @@ def _cell(row: pd.Series | None, dataset: str, optimizer: str, n_settings: int) 
             n_diverged=int(row["n_diverged"]),
             config=(
                 "AutoOpt"
-                if optimizer in AUTO_OPTIMIZERS
+                if not is_grid(optimizer)
                 else {
                     "lr": float(row["lr"]),
-                    **({"momentum": float(row["momentum"])} if optimizer == "sgd" else {}),
+                    **(
+                        {"momentum": float(row["momentum"])}
+                        if pd.notna(row.get("momentum"))
+                        else {}
+                    ),
                 }
             ),
             config_text=_config_text(row),
@@ -130,7 +133,8 @@ def table2(runs: pd.DataFrame, batch_size: int = 128, by: str = "test") -> pd.Da
     best = best_settings(summary, by=by)
     cells = []
     for dataset in sorted(summary["dataset"].unique()) if not summary.empty else []:
-        for grid_opt, auto_opt in GRID_TO_AUTO.items():
+        for base in BASES:
+            grid_opt, auto_opt = tuned_for(base), auto_for(base)
             for opt in (grid_opt, auto_opt):
                 pool = best if opt == grid_opt else summary[summary["is_auto"]]
                 match = pool[(pool["dataset"] == dataset) & (pool["optimizer"] == opt)]
@@ -183,7 +187,7 @@ def auto_vs_grid(summary: pd.DataFrame) -> pd.DataFrame:
     for _, b in best.iterrows():
         auto = summary[
             (summary["dataset"] == b["dataset"])
-            & (summary["optimizer"] == GRID_TO_AUTO[b["optimizer"]])
+            & (summary["optimizer"] == counterpart(b["optimizer"]))
             & (summary["batch_size"] == b["batch_size"])
         ]
         grid = summary[
@@ -215,10 +219,12 @@ def hparam_traces(
     store: ResultsStore,
     runs: pd.DataFrame,
     tensor: str = "conv1.weight",
-    optimizer: str = "autosgd",
+    optimizer: str | None = None,
 ) -> pd.DataFrame:
     """Long frame (run_id, dataset, batch_size, seed, step, epoch, lr, momentum) of one
-    tensor's learning rate and momentum in every ``optimizer`` run: Figure 2's data."""
+    tensor's learning rate and momentum in every ``optimizer`` run (default: the library's
+    AutoSGD): Figure 2's data."""
+    optimizer = optimizer or auto_for("sgd")
     frames = []
     for _, r in runs[runs["optimizer"] == optimizer].iterrows():
         tr = store.trace(r["run_id"])

@@ -40,7 +40,8 @@ class RunOutcome:
         return self.error is None
 
 
-def _execute(config: RunConfig, data_root: str | None, progress: bool = False) -> RunOutcome:
+def execute_config(config: RunConfig, data_root: str | None, progress: bool = False) -> RunOutcome:
+    """Run ``config``; a run that raises becomes an outcome holding its traceback."""
     try:
         return RunOutcome(config, run(config, data_root=data_root, progress=progress))
     except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
@@ -77,10 +78,11 @@ class SerialExecutor(Executor):
 
     def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
         for config in configs:
-            yield _execute(config, self.data_root, self.progress)
+            yield execute_config(config, self.data_root, self.progress)
 
 
-def _init_worker(threads: int, data_root: str | None) -> None:
+def init_worker(threads: int, data_root: str | None) -> None:
+    """Set up a spawned worker process: its torch threads and the data root."""
     import torch
 
     torch.set_num_threads(threads)
@@ -106,13 +108,13 @@ class ProcessExecutor(Executor):
         self._pool = cf.ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(max(1, int(threads_per_worker)), data_root),
         )
 
     def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
         yield from bounded_unordered(
-            self._pool, _execute, configs, 2 * self.workers, self.data_root
+            self._pool, execute_config, configs, 2 * self.workers, self.data_root
         )
 
     def close(self) -> None:

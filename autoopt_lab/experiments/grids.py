@@ -1,10 +1,20 @@
-"""Grids of :class:`RunConfig`: the paper's (Section 5), or any subset of it."""
+"""Grids of :class:`RunConfig`: the paper's (Section 5), or any subset of it, for any
+optimizer in the registry.
+
+An optimizer is given as a registry name, a spec string (``"autoadam:ewma=0.95"``) or a
+``(name, options)`` pair. Tuned optimizers (family ``"tuned"``) run over the learning-rate
+grid (and SGD over the momentum grid too), unless the spec string fixes ``lr`` /
+``momentum``; every other optimizer runs one setting per batch size.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from .config import AUTO_OPTIMIZERS, OPTIMIZERS, RunConfig
+from autoopt_lab.optim import registry
+
+from .config import RunConfig, field_options
 from .paper import (
     PAPER_ADAM_BETAS,
     PAPER_BATCH_SIZES,
@@ -14,10 +24,77 @@ from .paper import (
     PAPER_SEEDS,
 )
 
+OptimizerItem = str | tuple[str, Mapping[str, Any]]
+
+
+def parse_item(text: str) -> tuple[str, dict[str, Any]]:
+    """One spec string -> ``(name, typed options)``; unlike a full spec, a tuned optimizer's
+    ``lr`` may be left to the grid.
+
+    >>> parse_item("SGD:momentum=0.9")
+    ('sgd', {'momentum': 0.9})
+    """
+    name, _, rest = str(text).strip().partition(":")
+    spec = registry.get(name)
+    by_name = {o.name: o for o in spec.options}
+    raw = registry.parse_options(rest)
+    unknown = sorted(set(raw) - set(by_name))
+    if unknown:
+        raise registry.UnknownOptimizerError(
+            f"optimizer {spec.name!r} has no option(s) {unknown}; its options: "
+            f"{', '.join(by_name) or 'none'}"
+        )
+    return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
+
+
+def parse_optimizer_items(items: str | Iterable[OptimizerItem]) -> list[tuple[str, dict]]:
+    """Names, spec strings or ``(name, options)`` pairs -> ``[(name, typed options)]``.
+
+    ``"all"`` (alone) is every available optimizer.
+
+    >>> parse_optimizer_items("autosgd,adam:lr=1e-3")
+    [('autosgd', {}), ('adam', {'lr': 0.001})]
+    """
+    texts = registry.split_list(items) if isinstance(items, str) else list(items)
+    if not texts:
+        raise ValueError("no optimizer given")
+    if len(texts) == 1 and isinstance(texts[0], str) and texts[0].strip().lower() == "all":
+        return [(n, {}) for n in registry.names(available=True)]
+    out: list[tuple[str, dict]] = []
+    for item in texts:
+        if isinstance(item, str):
+            out += [parse_item(t) for t in registry.split_list(item)]
+        else:
+            name, opts = item
+            out.append((registry.get(name).name, dict(opts)))
+    return out
+
+
+def _settings(
+    spec: registry.OptimizerSpec,
+    opts: dict[str, Any],
+    lrs: Sequence[float],
+    momenta: Sequence[float],
+    betas: tuple[float, float],
+) -> list[dict[str, Any]]:
+    """The per-optimizer settings of one grid cell (batch size, seed aside)."""
+    carried = field_options(spec)
+    rest = {k: v for k, v in opts.items() if k not in carried}
+    base: dict[str, Any] = {"options": rest}
+    if "betas" in carried:
+        base["betas"] = tuple(opts.get("betas", betas))
+    if "lr" not in carried:
+        return [base]
+    lr_values = [opts["lr"]] if "lr" in opts else list(lrs)
+    if "momentum" not in carried:
+        return [{**base, "lr": lr} for lr in lr_values]
+    m_values = [opts["momentum"]] if "momentum" in opts else list(momenta)
+    return [{**base, "lr": lr, "momentum": m} for lr in lr_values for m in m_values]
+
 
 def grid(
     datasets: Sequence[str] = ("mnist", "cifar10"),
-    optimizers: Sequence[str] = OPTIMIZERS,
+    optimizers: str | Iterable[OptimizerItem] = "all",
     *,
     batch_sizes: Sequence[int] = PAPER_BATCH_SIZES,
     seeds: Iterable[int] = PAPER_SEEDS,
@@ -29,18 +106,22 @@ def grid(
     max_test_samples: int | None = None,
     device: str = "auto",
 ) -> list[RunConfig]:
-    """Every run of the grid: SGD over lr x momentum x batch, Adam and AdaGrad over
-    lr x batch, one Auto run per batch size; each for every seed.
+    """Every run of the grid: tuned optimizers over lr (SGD: lr x momentum) per batch size,
+    every other optimizer one run per batch size; each for every seed. ``"all"`` (the
+    default) is every available optimizer in the registry.
 
-    The defaults are the paper's grid: 324 SGD + 54 Adam + 54 AdaGrad settings and
-    6 settings for each Auto optimizer, per data set, times 10 seeds.
+    The other defaults are the paper's grid: 324 SGD + 54 Adam + 54 AdaGrad settings and
+    6 settings for each other optimizer, per data set, times 10 seeds.
 
     >>> len(grid(["mnist"], ["sgd"], seeds=[0]))
     324
     >>> len(grid(["mnist"], ["adam", "adagrad", "autosgd"], seeds=range(10)))
     1140
+    >>> len(grid(["mnist"], "prodigy,autoadam:ewma=0.95", batch_sizes=[128], seeds=[0, 1]))
+    4
     """
     seeds = list(seeds)
+    items = parse_optimizer_items(optimizers)
     out: list[RunConfig] = []
     common = dict(
         epochs=epochs,
@@ -49,22 +130,14 @@ def grid(
         device=device,
     )
     for dataset in datasets:
-        for opt in optimizers:
-            opt = opt.lower()
-            if opt not in OPTIMIZERS:
-                raise ValueError(f"unknown optimizer {opt!r}; allowed: {', '.join(OPTIMIZERS)}")
+        for name, opts in items:
+            spec = registry.get(name)
+            settings = _settings(spec, opts, lrs, momenta, betas)
             for n in batch_sizes:
-                if opt in AUTO_OPTIMIZERS:
-                    settings = [dict(lr=None, momentum=None)]
-                elif opt == "sgd":
-                    settings = [dict(lr=lr, momentum=m) for lr in lrs for m in momenta]
-                else:
-                    settings = [dict(lr=lr, momentum=None) for lr in lrs]
                 for s in settings:
                     for seed in seeds:
-                        kw = dict(betas=betas) if opt in ("adam", "autoadam") else {}
                         out.append(
-                            RunConfig(dataset, opt, batch_size=n, seed=seed, **s, **kw, **common)
+                            RunConfig(dataset, name, batch_size=n, seed=seed, **s, **common)
                         )
     return out
 

@@ -12,8 +12,10 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from .config import OPTIMIZERS
-from .grids import grid
+from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
+from autoopt_lab.optim import registry
+
+from .grids import grid, parse_optimizer_items
 from .paper import PAPER_BATCH_SIZES, PAPER_EPOCHS, PAPER_LRS, PAPER_MOMENTA
 
 T = TypeVar("T")
@@ -47,11 +49,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _lr(item: str) -> float:
-    if item.startswith("10^"):
-        return 10.0 ** float(item[3:])
-    value = float(item)
-    if value <= 0:
+def parse_lr(item: str) -> float:
+    """One learning rate: ``1e-2`` or ``10^-1.5``; it must be > 0."""
+    item = item.strip()
+    value = 10.0 ** float(item[3:]) if item.startswith("10^") else float(item)
+    if not value > 0:
         raise ValueError("a learning rate must be > 0")
     return value
 
@@ -60,20 +62,24 @@ def parse_lrs(text: str) -> list[float]:
     """``"paper"`` for the paper's nine, or values like ``1e-2`` / ``10^-1.5``."""
     if text.strip() == "paper":
         return list(PAPER_LRS)
-    return parse_list(text, _lr, "learning rate")
+    return parse_list(text, parse_lr, "learning rate")
 
 
-def parse_optimizers(text: str) -> list[str]:
-    """Optimizer names, or ``all``."""
-    if text.strip() == "all":
-        return list(OPTIMIZERS)
-    names = parse_list(text, lambda s: s.lower(), "optimizer")
-    bad = [n for n in names if n not in OPTIMIZERS]
-    if bad:
-        raise argparse.ArgumentTypeError(
-            f"unknown optimizer(s) {bad}; allowed: {', '.join(OPTIMIZERS)}, all"
-        )
-    return names
+def parse_optimizers(text: str) -> list[tuple[str, dict]]:
+    """A comma list of registry names or spec strings (``autoadam:ewma=0.95``), or ``all``
+    (every available optimizer); an unknown name or option is a ``ValueError``."""
+    return parse_optimizer_items(text)
+
+
+def optimizer_help(what: str = "comma list of") -> str:
+    """Help text naming every registered optimizer, by family."""
+    fams = "; ".join(
+        f"{fam}: {', '.join(registry.names(fam))}" for fam in registry.FAMILIES if registry.names(fam)
+    )
+    return (
+        f"{what} optimizer names or spec strings NAME:key=value:... ({fams}), or all "
+        "(every available one)"
+    )
 
 
 def add_grid_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,12 +89,7 @@ def add_grid_arguments(p: argparse.ArgumentParser) -> None:
         default="fashion-mnist",
         help="comma list: mnist, fashion-mnist, cifar10 (default: fashion-mnist)",
     )
-    p.add_argument(
-        "--optimizers",
-        default="all",
-        type=parse_optimizers,
-        help=f"comma list of {', '.join(OPTIMIZERS)}, or all (default)",
-    )
+    p.add_argument("--optimizers", default="all", help=optimizer_help() + "; default all")
     p.add_argument(
         "--batch-sizes",
         default=",".join(map(str, PAPER_BATCH_SIZES)),
@@ -114,14 +115,14 @@ def add_grid_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-test-samples", type=int, default=None, help="test on a fixed subset of this size"
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
 
 
 def configs_from_args(args: argparse.Namespace) -> list:
-    """The :func:`grid` that the parsed options select."""
+    """The :func:`grid` that the parsed options select (bad values raise ``ValueError``)."""
     return grid(
-        parse_list(args.datasets, str, "data set"),
-        args.optimizers,
+        [d.strip() for d in str(args.datasets).split(",") if d.strip()],
+        parse_optimizers(args.optimizers),
         batch_sizes=args.batch_sizes,
         seeds=args.seeds,
         epochs=args.epochs,

@@ -14,7 +14,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .analysis import GRID_TO_AUTO
+from autoopt_lab.optim import registry
+
+from .variants import BASES, counterpart, tuned_for
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
@@ -128,10 +130,11 @@ def _colorbar(fig: Figure, axes: np.ndarray) -> None:
 
 
 def plot_errors_by_batch_size(
-    summary: pd.DataFrame, runs: pd.DataFrame, dataset: str, optimizer: str = "sgd"
+    summary: pd.DataFrame, runs: pd.DataFrame, dataset: str, optimizer: str | None = None
 ) -> Figure:
     """Figure 3: one panel per batch size, every grid setting (mean over seeds) and the Auto
-    runs in black."""
+    runs in black. ``optimizer`` defaults to tuned SGD."""
+    optimizer = optimizer or tuned_for("sgd")
     sizes = sorted(
         summary[(summary["dataset"] == dataset) & (summary["optimizer"] == optimizer)][
             "batch_size"
@@ -151,12 +154,13 @@ def plot_errors_by_batch_size(
             & (summary["batch_size"] == n)
         ]
         _scatter_panel(
-            ax, grid, _auto_points(runs, dataset, GRID_TO_AUTO[optimizer], n), f"N = {n}"
+            ax, grid, _auto_points(runs, dataset, counterpart(optimizer), n), f"N = {n}"
         )
     for ax in list(axes.flat)[len(sizes) :]:
         ax.set_visible(False)
     _colorbar(fig, axes)
-    fig.suptitle(f"{dataset}: {optimizer.upper()} grid vs Auto{optimizer.upper()} (black)")
+    auto = registry.get(counterpart(optimizer)).display
+    fig.suptitle(f"{dataset}: {registry.get(optimizer).display} grid vs {auto} (black)")
     return fig
 
 
@@ -165,7 +169,7 @@ def plot_errors_by_optimizer(
 ) -> Figure:
     """Figure 4: rows = data sets, columns = SGD, Adam, AdaGrad at one batch size."""
     datasets = sorted(summary["dataset"].unique())
-    opts = [o for o in GRID_TO_AUTO if o in set(summary["optimizer"])]
+    opts = [o for o in map(tuned_for, BASES) if o in set(summary["optimizer"])]
     if not datasets or not opts:
         raise ValueError("no grid runs in the summary")
     fig, axes = plt.subplots(
@@ -182,7 +186,7 @@ def plot_errors_by_optimizer(
                 & (summary["optimizer"] == opt)
                 & (summary["batch_size"] == batch_size)
             ]
-            auto = _auto_points(runs, ds, GRID_TO_AUTO[opt], batch_size)
+            auto = _auto_points(runs, ds, counterpart(opt), batch_size)
             _scatter_panel(axes[i, j], grid, auto, f"{ds}: {opt} (N = {batch_size})")
     _colorbar(fig, axes)
     return fig

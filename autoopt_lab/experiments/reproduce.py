@@ -40,6 +40,7 @@ from .paper import (
 )
 from .store import ResultsStore
 from .sweep import SweepReport, run_sweep
+from .variants import BASES, auto_for, tuned_for
 
 logger = logging.getLogger(__name__)
 
@@ -165,14 +166,15 @@ def plan(
         max_test_samples=p.max_test_samples,
         device=device,
     )
+    sgd, autosgd = tuned_for("sgd"), auto_for("sgd")
     if target == "fig2":
         return grid(
-            datasets, ["autosgd"], batch_sizes=p.fig2_batch_sizes, seeds=p.figure_seeds, **common
+            datasets, [autosgd], batch_sizes=p.fig2_batch_sizes, seeds=p.figure_seeds, **common
         )
     if target == "fig3":
         return grid(
             datasets,
-            ["sgd", "autosgd"],
+            [sgd, autosgd],
             batch_sizes=p.fig3_batch_sizes,
             seeds=p.figure_seeds,
             lrs=p.sgd_lrs,
@@ -182,14 +184,12 @@ def plan(
     # fig4 and table2 share the N = 128 runs over the Table 2 seeds
     n = [p.table_batch_size]
     seeds = p.table_seeds
-    configs = grid(
-        datasets, ["sgd"], batch_sizes=n, seeds=seeds, lrs=p.sgd_lrs, momenta=p.momenta, **common
-    )
-    configs += grid(datasets, ["adam"], batch_sizes=n, seeds=seeds, lrs=p.adam_lrs, **common)
-    configs += grid(datasets, ["adagrad"], batch_sizes=n, seeds=seeds, lrs=p.adagrad_lrs, **common)
-    configs += grid(
-        datasets, ["autosgd", "autoadam", "autoadagrad"], batch_sizes=n, seeds=seeds, **common
-    )
+    lrs = {"sgd": p.sgd_lrs, "adam": p.adam_lrs, "adagrad": p.adagrad_lrs}
+    configs = []
+    for base in BASES:
+        configs += grid(datasets, [tuned_for(base)], batch_sizes=n, seeds=seeds, lrs=lrs[base],
+                        momenta=p.momenta, **common)
+    configs += grid(datasets, [auto_for(b) for b in BASES], batch_sizes=n, seeds=seeds, **common)
     return configs
 
 

@@ -25,10 +25,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autoopt_lab.data import load_arrays, normalize, shuffled_batches
-from autoopt_lab.models import build_model
+from autoopt_lab.devices import resolve_device
+from autoopt_lab.models import build_model, check_log_probabilities
+from autoopt_lab.optim import registry
 
 from .config import RunConfig
-from .optimizers import build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +51,6 @@ class RunResult:
     @property
     def run_id(self) -> str:
         return self.config.run_id()
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU.
-
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def _package_version() -> str:
@@ -96,13 +84,23 @@ def _fixed_subset(n_total: int, n_keep: int | None) -> torch.Tensor | None:
     return torch.randperm(n_total, generator=gen)[:n_keep].sort().values
 
 
-def _load(config: RunConfig, train: bool, device: torch.device, data_root: str | None):
+def load_split(config: RunConfig, train: bool, device: torch.device, data_root: str | None):
+    """``(x normalised on device, y, info, n)`` of one split, cut to the config's subset."""
     x, y, info = load_arrays(config.dataset, train=train, root=data_root)
     limit = config.max_train_samples if train else config.max_test_samples
     idx = _fixed_subset(len(y), limit)
     if idx is not None:
         x, y = x[idx], y[idx]
     return normalize(x, info, device=device), y.to(device), info, len(y)
+
+
+def nonfinite_skips(optimizer: torch.optim.Optimizer) -> int:
+    """Steps an Auto optimizer skipped for non-finite gradients (the most over its
+    tensors; 0 for optimizers that do not count them). One host sync."""
+    counts = [
+        st["nonfinite_skips"] for st in optimizer.state.values() if "nonfinite_skips" in st
+    ]
+    return int(torch.stack(counts).max()) if counts else 0
 
 
 @torch.no_grad()
@@ -143,8 +141,8 @@ def run(
     t0 = time.perf_counter()
     c0 = time.process_time()
     device = resolve_device(config.device)
-    x_train, y_train, train_info, n_train = _load(config, True, device, data_root)
-    x_test, y_test, test_info, n_test = _load(config, False, device, data_root)
+    x_train, y_train, train_info, n_train = load_split(config, True, device, data_root)
+    x_test, y_test, test_info, n_test = load_split(config, False, device, data_root)
 
     torch.manual_seed(config.seed)
     if device.type == "cuda":
@@ -152,10 +150,9 @@ def run(
     model = build_model(
         config.model, in_channels=train_info.channels, num_classes=train_info.num_classes
     ).to(device)
-    bundle = build_optimizer(config, model)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
 
-    min_batch = 2 if config.is_auto else 1
+    min_batch = 2 if config.spec.per_sample_stats else 1
     steps_per_epoch = sum(
         1
         for s in range(0, n_train, config.batch_size)
@@ -181,7 +178,7 @@ def run(
         position=position,
         dynamic_ncols=True,
     )
-    with bundle.hooks:
+    with registry.build(config.optimizer, model, **config.build_options()) as bound:
         model.train()
         for epoch in range(config.epochs):
             window = torch.zeros((), device=device)
@@ -190,26 +187,31 @@ def run(
                 n_train, config.batch_size, shuffle_gen, min_batch=min_batch
             ):
                 idx = idx.to(device)
-                bundle.optimizer.zero_grad(set_to_none=True)
-                loss = F.nll_loss(model(x_train[idx]), y_train[idx])
+                xb, yb = x_train[idx], y_train[idx]
+                bound.zero_grad()
+                out = model(xb)
+                if step == 0:
+                    check_log_probabilities(out, where=f"model {config.model!r}")
+                loss = F.nll_loss(out, yb)
                 loss.backward()
-                bundle.optimizer.step()
+                bound.step(lambda xb=xb, yb=yb: F.nll_loss(model(xb), yb))
                 step += 1
                 window += loss.detach()
                 window_n += 1
                 if step % every == 0 or step == total_steps:
-                    hp = {k: v.detach().clone() for k, v in bundle.read_hparams().items()}
+                    hp = {k: v.detach().clone() for k, v in bound.hparams().items()}
                     rows.append((step, epoch + 1, loss.detach(), window / window_n, hp))
                     window = torch.zeros((), device=device)
                     window_n = 0
-                    if device.type == "cpu" and _diverged(float(loss.detach())):
+                    if device.type == "cpu" and is_diverged(float(loss.detach())):
                         diverged = True
                         break
                 bar.update(1)
-            if not diverged and rows and _diverged(float(rows[-1][2])):
+            if not diverged and rows and is_diverged(float(rows[-1][2])):
                 diverged = True
-            train_err, train_loss = evaluate(model, x_train, y_train)
-            test_err, test_loss = evaluate(model, x_test, y_test)
+            with bound.evaluating():
+                train_err, train_loss = evaluate(model, x_train, y_train)
+                test_err, test_loss = evaluate(model, x_test, y_test)
             for k, v in zip(per_epoch, (train_err, test_err, train_loss, test_loss), strict=True):
                 per_epoch[k].append(v)
             bar.set_postfix(train=f"{train_err:.2f}%", test=f"{test_err:.2f}%")
@@ -218,7 +220,7 @@ def run(
                 break
     bar.close()
 
-    trace = _trace_frame(rows)
+    trace = trace_frame(rows)
     wall = time.perf_counter() - t0
     metrics = run_metrics(
         per_epoch,
@@ -275,11 +277,12 @@ def run_metrics(
     }
 
 
-def _diverged(loss: float) -> bool:
+def is_diverged(loss: float) -> bool:
+    """True for a non-finite loss or one above ``DIVERGED_LOSS``."""
     return not math.isfinite(loss) or loss > DIVERGED_LOSS
 
 
-def _trace_frame(rows: list) -> pd.DataFrame:
+def trace_frame(rows: list) -> pd.DataFrame:
     """Rows -> a wide frame: step, epoch, loss, loss_window_mean, lr/<tensor>, momentum/<tensor>."""
     if not rows:
         return pd.DataFrame(columns=["step", "epoch", "loss", "loss_window_mean"])
