@@ -25,6 +25,7 @@ Cells = list[tuple[str, str]]
 #: Modules that register notebooks (imported on demand).
 CELL_MODULES: tuple[str, ...] = (
     "autoopt_lab.experiments.notebooks",
+    "autoopt_lab.workbench.cells",
 )
 
 _NOTEBOOKS: dict[str, Callable[[], Cells]] = {}

@@ -1,27 +1,22 @@
-"""Workbench library: config validation, the background runner (Stop, throttling), the
-live figure, the results table, and one short real run end to end."""
+"""Workbench library: settings from the registry, what the menus offer, the background runner
+(Stop, throttling), the live figure, the results table and the run folders."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from autoopt_lab.workbench import (
-    BackgroundRunner,
-    RunConfig,
-    StationarySource,
-    StepRecord,
-    Workbench,
-)
+from autoopt_lab.devices import DeviceUnavailableError
+from autoopt_lab.optim import registry
+from autoopt_lab.workbench import BackgroundRunner, StepRecord, WorkbenchSettings, choices
 from autoopt_lab.workbench.plotting import RunPlot
-from autoopt_lab.workbench.results import summary_table, trace_frame
-from autoopt_lab.workbench.session import lane_configs
-from autoopt_lab.workbench.streaming import optimizer_spec, scenario_for, scenario_names
+from autoopt_lab.workbench.results import summary_table, table_html, trace_frame
+from autoopt_lab.workbench.storage import new_run_folder
+from autoopt_lab.workbench.streaming import health_flags, scenario_for
 
 
 class SlowSource:
@@ -40,13 +35,15 @@ class SlowSource:
 
     def step(self) -> StepRecord:
         time.sleep(self.delay)
+        seg = int(any(self.t >= b for b in self.boundaries))
         rec = StepRecord(
             step=self.t,
             loss=1.0 / (1 + self.t),
             accuracy=0.5,
             rolling_accuracy=0.5,
-            hparams={"w": (0.01, 0.9)},
-            segment=int(self.t in self.boundaries),
+            hparams={"w": (0.01, 0.9), "b": (0.02, 0.5)},
+            segment=seg,
+            segment_name=("upright", "rotated")[seg],
         )
         self.t += 1
         return rec
@@ -55,48 +52,115 @@ class SlowSource:
         self.closed = True
 
 
-# ----------------------------------------------------------------------------- config
+# ----------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(
-    ("kwargs", "fragment"),
+    ("kwargs", "error", "fragment"),
     [
-        ({"optimizer": "RMSprop"}, "optimizer='RMSprop' is unknown"),
-        ({"batch_size": 1}, "batch_size=1 is invalid"),
-        ({"steps": 0}, "steps=0 is invalid"),
-        ({"lr": 0.0}, "lr=0.0 is invalid"),
-        ({"momentum": 1.0}, "momentum=1.0 is invalid"),
-        ({"device": "tpu"}, "device='tpu' is invalid"),
-        ({"compare": "Nesterov"}, "compare='Nesterov' is unknown"),
+        ({"optimizer": "rmsprop"}, registry.UnknownOptimizerError, "unknown optimizer 'rmsprop'"),
+        ({"optimizer": "sgd"}, ValueError, "optimizer 'sgd' needs lr"),
+        ({"optimizer": "autosgd", "options": {"lr": 0.1}}, ValueError, "has no option(s) ['lr']"),
+        ({"optimizer": "sgd:lr=fast"}, ValueError, "lr='fast' is not a valid float"),
+        ({"compare": "adam"}, ValueError, "optimizer 'adam' needs lr"),
+        ({"compare_options": {"lr": 0.1}}, ValueError, "without a compare optimizer"),
+        ({"batch_size": 1}, ValueError, "batch_size=1 is invalid"),
+        ({"steps": 0}, ValueError, "steps=0 is invalid"),
+        ({"device": "tpu"}, DeviceUnavailableError, "'tpu'"),
+        ({"compare": "autosgd"}, ValueError, "same run"),
     ],
 )
-def test_config_rejects_bad_input_with_a_clear_message(kwargs, fragment):
-    with pytest.raises(ValueError, match="allowed|must be") as err:
-        RunConfig(**kwargs)
+def test_settings_reject_bad_input_with_one_clear_message(kwargs, error, fragment):
+    with pytest.raises(error) as err:
+        WorkbenchSettings(**kwargs)
     assert fragment in str(err.value)
 
 
-def test_lanes_and_optimizer_specs():
-    cfg = RunConfig(optimizer="AutoSGD", compare="SGD", lr=0.02, momentum=0.5)
-    lanes = lane_configs(cfg)
-    assert list(lanes) == ["AutoSGD", "SGD lr=0.02 m=0.5"]
-    assert optimizer_spec(lanes["AutoSGD"]) == ("autosgd", {})
-    assert optimizer_spec(lanes["SGD lr=0.02 m=0.5"]) == ("sgd", {"lr": 0.02, "momentum": 0.5})
-    assert optimizer_spec(RunConfig(optimizer="Adam", lr=1e-3)) == ("adam", {"lr": 1e-3})
-    assert RunConfig(optimizer="Adam", lr=1e-3, momentum=0.5).label() == "Adam lr=0.001"
-    with pytest.raises(ValueError, match="same run"):
-        lane_configs(RunConfig(optimizer="AutoSGD", compare="AutoSGD"))
+def test_unknown_optimizer_error_lists_the_registry():
+    with pytest.raises(registry.UnknownOptimizerError) as err:
+        WorkbenchSettings(optimizer="nope")
+    assert all(name in str(err.value) for name in registry.names())
+
+
+def test_settings_take_registry_names_spec_strings_and_per_optimizer_options():
+    s = WorkbenchSettings(
+        optimizer="AutoAdam:eps=1e-3", compare="sgd", compare_options={"lr": "0.05"}
+    )
+    assert (s.optimizer, s.options) == ("autoadam", {"eps": 1e-3})
+    assert (s.compare, s.compare_options) == ("sgd", {"lr": 0.05})
+    assert list(s.lanes()) == ["AutoAdam(eps=0.001)", "SGD(lr=0.05)"]
+    assert s.device == "auto"
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(DeviceUnavailableError, match="no CUDA"):
+            WorkbenchSettings(device="cuda")
 
 
 def test_scenarios_rescale_and_reseed():
-    names = scenario_names()
-    assert "fmnist-rotation-incremental" in names
-    full = scenario_for(RunConfig(scenario="fmnist-rotation-incremental", steps=1200))
-    short = scenario_for(RunConfig(scenario="fmnist-rotation-incremental", steps=60, seed=7))
+    assert "fmnist-rotation-incremental" in choices.scenario_names()
+    full = scenario_for(WorkbenchSettings(scenario="fmnist-rotation-incremental", steps=1200))
+    short = scenario_for(
+        WorkbenchSettings(scenario="fmnist-rotation-incremental", steps=60, seed=7)
+    )
     assert short.total_steps == 60 and short.seed == 7
     assert [b * 60 / full.total_steps for b in full.boundaries] == pytest.approx(
         short.boundaries, abs=1
     )
-    flat = scenario_for(RunConfig(dataset="mnist", steps=25, batch_size=16))
+    flat = scenario_for(WorkbenchSettings(dataset="mnist", steps=25, batch_size=16))
     assert flat.boundaries == [] and flat.total_steps == 25 and flat.segments[0].batch_size == 16
+
+
+def test_scenario_description_is_given_at_the_run_length():
+    # "Rotation creeps from 0 to 90 degrees over 300 steps" in a 1200-step scenario
+    native = choices.describe_scenario("fmnist-rotation-incremental", steps=1200)
+    assert "over 300 steps" in native["description"] and native["scale"] == 1
+    info = choices.describe_scenario("fmnist-rotation-incremental", steps=300)
+    assert info["native_steps"] == 1200 and info["steps"] == 300 and info["scale"] == 0.25
+    assert "over 75 steps" in info["description"] and "300 steps" not in info["description"]
+    assert sum(s["steps"] for s in info["segments"]) == 300
+    assert info["segments"][1]["start"] == scenario_for(
+        WorkbenchSettings(scenario="fmnist-rotation-incremental", steps=300)
+    ).boundaries[0]
+    note = choices.scenario_note(info)
+    assert "rescaled" in note and "1200" in note
+
+
+# ----------------------------------------------------------------------------- menus
+def test_optimizer_menu_is_the_registry_with_display_names_and_families():
+    menu = choices.optimizer_menu()
+    assert [name for _, name in menu] == registry.names()
+    for label, name in menu:
+        spec = registry.get(name)
+        assert label.startswith(f"{spec.display} · {spec.family}")
+    table = choices.optimizer_table()
+    assert list(table.index) == registry.names()
+    assert table.loc["sgd", "required"] == "lr"
+
+
+def test_an_uninstalled_optimizer_is_offered_as_such():
+    spec = registry.OptimizerSpec(
+        "toy-missing", "Toy Missing", "peer", "sgd",
+        factory=lambda named, opts: None, package="toy-missing-pkg",
+        module="toy_missing_module_that_does_not_exist",
+    )
+    registry.register(spec)
+    try:
+        label = dict((n, lbl) for lbl, n in choices.optimizer_menu())["toy-missing"]
+        assert "not installed" in label and "toy-missing-pkg" in label
+    finally:
+        registry.unregister("toy-missing")
+
+
+def test_data_sets_and_scenarios_without_data_are_marked(monkeypatch):
+    missing = choices.DataStatus("cifar10", False, fix="copy the files")
+    monkeypatch.setattr(
+        choices, "data_status",
+        lambda name: missing if name == "cifar10" else choices.DataStatus(name, True, "disk"),
+    )
+    labels = dict((n, lbl) for lbl, n in choices.dataset_menu())
+    assert labels["cifar10"] == "cifar10 (data missing)" and labels["mnist"] == "mnist"
+    scen = dict((n, lbl) for lbl, n in choices.scenario_menu())
+    assert scen["cifar10-concept-swap"].endswith("(data missing: cifar10)")
+    assert scen["mnist-concept-swap"] == "mnist-concept-swap"
+    assert "copy the files" in choices.data_problem("cifar10")
+    assert choices.data_problem("mnist") == ""
 
 
 # ----------------------------------------------------------------------------- runner
@@ -131,6 +195,7 @@ def test_runner_finishes_and_calls_back_from_its_thread():
     assert [len(v) for v in runner.records.values()] == [30, 30]
     assert finished.is_set()
     assert seen and set(seen) == {"workbench-runner"}
+    assert runner.status_line().startswith("finished: step 30/30")
     with pytest.raises(RuntimeError, match="finished"):
         runner.start()
 
@@ -167,155 +232,118 @@ def test_runner_reports_a_failing_step():
     assert runner.steps_done == 3 and src.closed
 
 
-def test_stationary_source_is_prequential_and_deterministic():
-    torch.manual_seed(0)
-    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
-
-    def make():
-        torch.manual_seed(1)
-        net = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.LogSoftmax(-1))
-        return StationarySource(
-            net, torch.optim.SGD(net.parameters(), lr=0.5), x, y, batch_size=16, steps=12, seed=3
-        )
-
-    a, b = make(), make()
-    ra = [a.step() for _ in range(12)]
-    rb = [b.step() for _ in range(12)]
-    assert [r.loss for r in ra] == [r.loss for r in rb]
-    assert ra[-1].loss < ra[0].loss  # it trains
-    assert ra[0].hparams == {"0.weight": (0.5, 0.0), "0.bias": (0.5, 0.0)}
-    with pytest.raises(RuntimeError, match="exhausted"):
-        a.step()
-
-
 # ----------------------------------------------------------------------------- plot and table
-def _records(n, lane_hp=0.01):
+def _records(n, lane_hp=0.01, tensors=8):
     return [
         StepRecord(
             step=i,
             loss=2.0 / (1 + i),
             accuracy=min(1.0, i / n),
             rolling_accuracy=min(1.0, i / n),
-            hparams={"conv.weight": (lane_hp * (1 + i), 0.5), "conv.bias": (lane_hp, 0.0)},
+            hparams={f"layer{k}.weight": (lane_hp * (1 + k) * (1 + i), 0.1 * k) for k in range(tensors)},
             segment=int(i >= n // 2),
+            segment_name="upright" if i < n // 2 else "rotated",
             shift=i == n // 2,
         )
         for i in range(n)
     ]
 
 
-def test_run_plot_updates_lines_in_place_and_thins_long_runs(tmp_path):
-    plot = RunPlot("t", max_points=100)
+def _colors(plot, lane):
+    return {
+        ax.get_title(): {line.get_color() for key, line in plot._lines.items()
+                         if key[0] == lane and line.axes is ax}
+        for ax in plot.fig.axes
+    }
+
+
+def _count(plot, ax):
+    return sum(line.axes is ax for line in plot._lines.values())
+
+
+def test_one_colour_per_optimizer_and_tensors_as_median_with_a_band():
+    plot = RunPlot("t")
+    recs_a, recs_b = _records(200), _records(200, 0.02)
+    plot.update({"A": recs_a, "B": recs_b}, boundaries=[100], total_steps=200)
+    for lane in ("A", "B"):
+        colors = _colors(plot, lane)
+        assert all(len(c) == 1 for c in colors.values()), colors  # one colour in each panel
+        assert len({c for cs in colors.values() for c in cs}) == 1  # the same in every panel
+    assert _colors(plot, "A")["learning rate"] != _colors(plot, "B")["learning rate"]
+    # lr/momentum: one line per optimizer (the median over 8 tensors), plus a band
+    assert _count(plot, plot.ax_lr) == 2 and _count(plot, plot.ax_mom) == 2
+    line = plot._lines[("A", "lr")]
+    expected = np.median([h[0] for h in recs_a[-1].hparams.values()])
+    assert line.get_ydata()[-1] == pytest.approx(expected)
+    assert {("A", "lr"), ("A", "mom"), ("B", "lr"), ("B", "mom")} == set(plot._bands)
+    legend = [t.get_text() for t in plot.fig.legends[0].get_texts()]
+    assert legend[:2] == ["A", "B"] and any("median" in t for t in legend)
+    # per-tensor view on request: one line per tensor, still in the optimizer's colour family
+    plot.set_per_tensor(True)
+    plot.update({"A": recs_a, "B": recs_b}, boundaries=[100], total_steps=200)
+    assert _count(plot, plot.ax_lr) == 16 and not plot._bands
+    legend = [t.get_text() for t in plot.fig.legends[0].get_texts()]
+    assert "  layer0.weight" in legend
+
+
+def test_run_plot_updates_in_place_thins_long_runs_and_names_flags(tmp_path):
+    plot = RunPlot("t", max_points=100, chance=0.1)
     plot.update({"A": _records(50), "B": _records(50, 0.02)}, boundaries=[25], total_steps=50)
     n_lines = sum(len(ax.lines) for ax in plot.fig.axes)
-    plot.update({"A": _records(1000), "B": _records(1000, 0.02)}, boundaries=[25], total_steps=1000)
-    assert sum(len(ax.lines) for ax in plot.fig.axes) == n_lines  # no new artists per frame
-    lr_line = plot._lines[("A", "lr/conv.weight")]
-    assert len(lr_line.get_xdata()) <= 100
+    plot.update(
+        {"A": _records(1000), "B": _records(1000, 0.02)}, boundaries=[25], total_steps=1000,
+        notes={"B": "diverged at step 7"},
+    )
+    assert sum(len(ax.lines) for ax in plot.fig.axes) == n_lines  # no new lines per frame
+    assert len(plot._lines[("A", "lr")].get_xdata()) <= 100
     assert plot.ax_lr.get_yscale() == "log"
-    path = plot.save(tmp_path / "f.png")
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    legend = [t.get_text() for t in plot.fig.legends[0].get_texts()]
+    assert "B: diverged at step 7" in legend and "chance accuracy" in legend
+    assert plot.save(tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_summary_table_and_trace():
+def test_summary_table_names_segments_and_flags_and_renders_one_header_row():
     recs = {"A": _records(40), "B": _records(20)}
-    table = summary_table(recs, planned_steps=40)
+    table = summary_table(recs, planned_steps=40, flags={"B": ["at chance"]})
     assert list(table.index) == ["A", "B"]
     assert table.loc["A", "steps"] == 40 and table.loc["B", "steps"] == 20
     assert table.loc["A", "final acc"] == pytest.approx(np.mean([i / 40 for i in range(36, 40)]))
-    assert {"acc seg 0", "acc seg 1"} <= set(table.columns)
+    assert {"acc: upright", "acc: rotated"} <= set(table.columns)
+    assert table.loc["A", "flags"] == "" and table.loc["B", "flags"] == "at chance"
+    page = table_html(table)
+    thead = page.split("<thead>")[1].split("</thead>")[0]
+    assert thead.count("<tr") == 1  # no empty "optimizer" row
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", thead)
+    assert headers[0] == "optimizer" and "acc: rotated" in headers
+    assert all(h.strip() for h in headers)  # every column named
+    assert "color:#b00" in page  # flags stand out
     trace = trace_frame(recs)
-    assert len(trace) == 60 and {"lr/conv.weight", "momentum/conv.bias", "lane"} <= set(
+    assert len(trace) == 60 and {"lr/layer0.weight", "momentum/layer1.weight", "lane"} <= set(
         trace.columns
     )
 
 
-# ----------------------------------------------------------------------------- the app
-def test_controls_show_lr_and_momentum_only_for_manual_optimizers(tmp_path):
-    app = Workbench(RunConfig(optimizer="AutoSGD"), output_dir=tmp_path)
-    c = app.controls
-    assert c["lr"].layout.display == "none" and c["momentum"].layout.display == "none"
-    c["mode"].value = "Manual"
-    assert c["lr"].layout.display is None and c["momentum"].layout.display is None
-    c["family"].value = "AdaGrad"
-    assert c["lr"].layout.display is None and c["momentum"].layout.display == "none"
-    c["mode"].value = "Auto"
-    c["compare"].value = "SGD"
-    assert c["lr"].layout.display is None and c["momentum"].layout.display is None
-    cfg = app.read_config()
-    assert cfg.optimizer == "AutoAdaGrad" and cfg.compare == "SGD"
+def test_summary_table_names_recurring_segments_apart():
+    recs = _records(30)
+    for r in recs[20:]:
+        r.segment, r.segment_name = 2, "upright"
+    table = summary_table({"A": recs})
+    assert [c for c in table.columns if c.startswith("acc:")] == [
+        "acc: upright", "acc: rotated", "acc: upright (2)"
+    ]
 
 
-def test_choosing_a_scenario_fixes_data_and_batch_size(tmp_path):
-    app = Workbench(RunConfig(), output_dir=tmp_path)
-    app.controls["scenario"].value = "mnist-permutation-sudden"
-    assert app.controls["dataset"].value == "mnist" and app.controls["dataset"].disabled
-    assert app.controls["batch_size"].disabled and not app.controls["steps"].disabled
-    assert "segments" in app.scenario_note.value
-    app.controls["scenario"].value = "none"
-    assert not app.controls["dataset"].disabled
+def test_health_flags_are_worded_for_people():
+    health = {"flags": ["diverged", "skipped steps", "at chance"], "diverged_at": 12,
+              "nonfinite_skips": 143}
+    assert health_flags(health) == ["diverged at step 12", "143 skipped steps", "at chance"]
+    assert health_flags({"flags": []}) == []
 
 
-def test_a_bad_start_is_reported_in_the_app(tmp_path, monkeypatch):
-    monkeypatch.setenv("AUTOOPT_OFFLINE", "1")
-    monkeypatch.setenv("AUTOOPT_DATA", str(tmp_path / "empty"))
-    app = Workbench(RunConfig(dataset="cifar10", steps=5), output_dir=tmp_path)
-    app.start_button.click()
-    assert "Could not start" in app.status.value and "cifar10" in app.status.value.lower()
-    assert not app.running and not app.start_button.disabled
-
-
-def test_short_real_run_writes_figure_table_trace_and_store(tmp_path):
-    from autoopt_lab.experiments import ResultsStore
-
-    torch.set_num_threads(1)
-    store = tmp_path / "store.sqlite"
-    app = Workbench(
-        RunConfig(
-            dataset="mnist", optimizer="AutoSGD", compare="SGD", lr=0.05, batch_size=32, steps=12
-        ),
-        output_dir=tmp_path / "out",
-        store_path=store,
-        min_interval=0.0,
-    )
-    result = app.run(timeout=300)
-    assert result is not None and result.state == "finished" and result.steps == 12
-    assert result.figure_path.read_bytes()[:4] == b"\x89PNG"
-    assert app.plot.value[:4] == b"\x89PNG"
-    assert list(result.table.index) == ["AutoSGD", "SGD lr=0.05 m=0"]
-    assert (result.table["steps"] == 12).all()
-    lr_cols = [c for c in result.trace.columns if c.startswith("lr/")]
-    auto = result.trace[result.trace["lane"] == "AutoSGD"]
-    assert lr_cols and auto[lr_cols].notna().all().all() and (auto[lr_cols] > 0).all().all()
-    assert pd.read_csv(result.files["table"]).shape[0] == 2
-    runs = ResultsStore(store).runs()
-    assert sorted(runs["optimizer"]) == ["AutoSGD", "SGD"] and (runs["sweep"] == "workbench").all()
-    assert 0.0 <= result.metrics["draw_fraction"] < 1.0
-    assert app.progress.value == 12 and app.progress.bar_style == "success"
-    assert not app.start_button.disabled and app.stop_button.disabled
-
-
-def test_a_new_app_stops_the_run_of_an_earlier_one(tmp_path):
-    old = Workbench(RunConfig(), output_dir=tmp_path)
-    old.config = RunConfig()
-    old.runner = BackgroundRunner({"slow": SlowSource(100_000, delay=0.005)})
-    old.runner.start()
-    assert old.runner.wait_for_steps(3, timeout=30)
-    Workbench(RunConfig(), output_dir=tmp_path)
-    assert old.runner.join(timeout=10) and old.runner.state == "stopped"
-
-
-def test_gradual_transitions_are_shaded():
-    from types import SimpleNamespace
-
-    from autoopt_lab.workbench.streaming import StreamSource
-
-    sc = scenario_for(RunConfig(scenario="fmnist-rotation-incremental", steps=120))
-    src = StreamSource(SimpleNamespace(scenario=sc, total_steps=sc.total_steps, is_auto=True))
-    width = sc.segments[1].transition.width
-    assert width > 0 and src.transitions == [(sc.boundaries[0], sc.boundaries[0] + width)]
-    plot = RunPlot()
-    plot.update({"A": _records(120)}, boundaries=src.boundaries, transitions=src.transitions)
-    assert all(len(ax.patches) == 1 for ax in plot.fig.axes)
-    labels = [t.get_text() for t in plot.fig.legends[0].get_texts()]
-    assert "shift" in labels and "transition" in labels
+def test_every_run_gets_a_new_folder(tmp_path):
+    folders = {new_run_folder(tmp_path, ["AutoSGD", "SGD(lr=0.1)"]) for _ in range(3)}
+    assert len(folders) == 3 and all(f.is_dir() and not any(f.iterdir()) for f in folders)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(OSError, match="not writable"):
+        new_run_folder(blocked, ["AutoSGD"])

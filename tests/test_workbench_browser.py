@@ -1,6 +1,7 @@
 """Real-browser check of the workbench notebook: JupyterLab on 127.0.0.1, Debian's chromium
-driven by Playwright. Opens the notebook, runs all cells, presses Start, waits for the live
-plot, presses Stop, and saves a screenshot to ``test-artifacts/workbench-browser.png``.
+driven by Playwright. Opens the notebook, runs all cells, checks that no empty image shows,
+presses Start, waits for the live plot, presses Stop, and saves a screenshot to
+``test-artifacts/workbench-browser.png``.
 
 Needs ``apt-get install -y chromium`` and ``pip install playwright`` (no ``playwright
 install``: the system chromium is used). Run it with::
@@ -156,6 +157,8 @@ def test_workbench_in_a_real_browser(lab):
             expect(page.locator(".widget-dropdown select").first).to_be_visible()
             stop = page.locator("button.jupyter-button", has_text="Stop")
             expect(stop).to_be_disabled()
+            # No empty (broken) image before the first frame.
+            expect(page.locator("img.widget-image")).to_be_hidden()
             start.click()  # the kernel loads the data and builds the models, then starts the thread
             expect(stop).to_be_enabled(timeout=120_000)
             # Live frames arrive while it trains: wait for some steps and at least one frame.
@@ -189,4 +192,4 @@ def test_workbench_in_a_real_browser(lab):
     elapsed = time.perf_counter() - t0
     sys.stderr.write(f"\nbrowser check: {elapsed:.1f}s; status: {text}\n")
     assert shot.stat().st_size > 10_000
-    assert (lab["work"] / "out" / "workbench.png").exists()
+    assert len(list((lab["work"] / "out").glob("*/workbench.png"))) == 1  # the run's own folder

@@ -44,26 +44,39 @@ def test_widgets_start_and_stop_while_training(tmp_path):
             f"output_dir = {str(out)!r}; store_path = {str(tmp_path / 'store.sqlite')!r}; autostart = False"
         )
         tb.execute_cell(build)
-        # Set the widgets as a user would.
+        # Set the widgets as a user would; a log handler catches warnings and tracebacks.
         tb.inject(
             """
+            import logging
+            class _Catch(logging.Handler):
+                def __init__(self):
+                    super().__init__(logging.DEBUG)
+                    self.records = []
+                def emit(self, record):
+                    self.records.append(record)
+            _catch = _Catch()
+            logging.getLogger("autoopt_lab").addHandler(_catch)
             c = app.controls
             c["scenario"].value = "mnist-permutation-sudden"
-            c["mode"].value = "Manual"
-            c["family"].value = "SGD"
-            assert c["lr"].layout.display is None, "lr must show for a manual optimizer"
-            c["lr"].value = 0.05
-            c["momentum"].value = 0.5
-            c["compare"].value = "AutoSGD"
+            main, other = app.optimizer_panel, app.compare_panel
+            other.menu.value = "autosgd"
+            main.menu.value = "sgd"
+            assert "lr" in main.fields and "lr" not in other.fields, "lr belongs to SGD's panel"
+            main.fields["lr"].value = "0.05"
+            main.fields["momentum"].value = "0.5"
             c["steps"].value = 4000
             c["seed"].value = 1
             import torch; torch.set_num_threads(1)
             """
         )
+        assert tb.value("app.plot.layout.display") == "none"  # no empty image before a run
         tb.inject("app.start_button.click()")
         # The click returned: the kernel is free while the thread trains.
         assert tb.value("app.running") is True
         assert tb.value("app.stop_button.disabled") is False
+        # Extra clicks while it runs are ignored, without a log line or a traceback.
+        tb.inject("_first = app.runner; app.start_button.click(); app.start_button.click()")
+        assert tb.value("app.runner is _first") is True
         assert tb.value("app.runner.wait_for_steps(5, timeout=300)") is True
         tb.inject("import time; _t0 = time.perf_counter(); app.stop_button.click(); app.runner.join(120)")
         stop_latency = tb.value("time.perf_counter() - _t0")
@@ -75,18 +88,25 @@ def test_widgets_start_and_stop_while_training(tmp_path):
         assert tb.value("app.result.metrics['stop_latency_seconds']") < 15
         assert tb.value("app.progress.bar_style") == "warning"
         assert tb.value("len(app.plot.value) > 1000 and app.plot.value[:4] == b'\\x89PNG'") is True
-        assert tb.value("list(app.result.table.index)") == ["SGD lr=0.05 m=0.5", "AutoSGD"]
+        assert tb.value("list(app.result.table.index)") == ["SGD(lr=0.05, momentum=0.5)", "AutoSGD"]
         assert tb.value("[int(v) for v in app.result.table['steps']]") == [steps, steps]
         assert tb.value("'<table' in app.table.value") is True
+        assert tb.value(
+            "[r.getMessage() for r in _catch.records if r.levelno >= logging.WARNING or r.exc_info]"
+        ) == []
+        folder = Path(tb.value("str(app.result.folder)"))
         tb.execute_cell(results)
         outputs = tb.cells[results]["outputs"]
         kinds = {k for o in outputs for k in o.get("data", {})}
         assert {"image/png", "text/html"} <= kinds
-    summary = json.loads((out / "workbench_metrics.json").read_text())
+    assert folder.parent == out
+    summary = json.loads((folder / "workbench_metrics.json").read_text())
     assert summary["state"] == "stopped" and summary["steps"] == steps
-    assert summary["config"]["scenario"] == "mnist-permutation-sudden"
-    assert (out / "workbench.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "workbench_trace.csv").stat().st_size > 0
+    assert summary["settings"]["scenario"] == "mnist-permutation-sudden"
+    assert (folder / "workbench.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "workbench_trace.csv").stat().st_size > 0
+    with sqlite3.connect(tmp_path / "store.sqlite") as con:
+        assert {r[0] for r in con.execute("SELECT status FROM runs")} == {"stopped"}
 
 
 def test_papermill_headless_quick_run(tmp_path):
@@ -111,11 +131,20 @@ def test_papermill_headless_quick_run(tmp_path):
     nb = nbformat.read(out_nb, as_version=4)
     kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) for k in o.get("data", {})}
     assert {"image/png", "text/html"} <= kinds  # the static figure and the results table
-    summary = json.loads((out_dir / "workbench_metrics.json").read_text())
+    (folder,) = out_dir.iterdir()  # the run's own folder
+    summary = json.loads((folder / "workbench_metrics.json").read_text())
     assert summary["state"] == "finished" and summary["steps"] == 40
-    assert summary["config"]["scenario"] == "fmnist-rotation-incremental"
+    assert summary["settings"]["scenario"] == "fmnist-rotation-incremental"
     assert len(summary["lanes"]) == 2 and "shift_report" in summary
+    assert set(summary["flags"]) == {lane["optimizer"] for lane in summary["lanes"]}
     assert 0.0 <= summary["draw_fraction"] < 0.5
     with sqlite3.connect(store) as con:
-        rows = con.execute("SELECT optimizer, sweep FROM runs ORDER BY optimizer").fetchall()
-    assert rows == [("AutoSGD", "workbench"), ("SGD", "workbench")]
+        rows = con.execute("SELECT optimizer, sweep, status FROM runs ORDER BY optimizer").fetchall()
+    assert rows == [("autosgd", "workbench", "done"), ("sgd", "workbench", "done")]
+
+
+def test_the_notebook_is_built_by_the_one_builder():
+    from autoopt_lab import notebooks
+
+    assert "workbench.ipynb" in notebooks.notebook_cells()
+    assert "workbench.ipynb" not in notebooks.stale()

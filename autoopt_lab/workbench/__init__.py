@@ -1,31 +1,32 @@
-"""The interactive workbench: pick data, model, optimizer and shift; watch lr and momentum live.
+"""The interactive workbench: pick data, model, optimizers and shift; watch lr and momentum live.
 
 In a notebook::
 
-    from autoopt_lab.workbench import RunConfig, Workbench
-    app = Workbench(RunConfig(optimizer="AutoSGD", steps=300))
+    from autoopt_lab.workbench import WorkbenchSettings, Workbench
+    app = Workbench(WorkbenchSettings(optimizer="autosgd", compare="sgd:lr=0.05", steps=300))
     app                 # the controls, Start/Stop, progress and the live plot
-    app.show_results()  # after a run: static PNG, results table, JSON of key numbers
+    app.show_results()  # after a run: static PNG, results table, key numbers
 
 Headless (papermill, scripts): ``app.run()`` starts the background run and waits for it.
+Every optimizer of :mod:`autoopt_lab.optim.registry` is offered; see ``docs/workbench.md``.
 
->>> from autoopt_lab.workbench import RunConfig
->>> RunConfig(optimizer="AutoAdam").family
-'Adam'
+>>> from autoopt_lab.workbench import WorkbenchSettings
+>>> WorkbenchSettings(optimizer="AutoAdam").optimizer
+'autoadam'
 """
 
-from autoopt_lab.workbench.app import RunResult, Workbench
-from autoopt_lab.workbench.config import OPTIMIZERS, RunConfig
+from autoopt_lab.workbench.app import Workbench
+from autoopt_lab.workbench.results import WorkbenchOutcome
 from autoopt_lab.workbench.runner import BackgroundRunner
-from autoopt_lab.workbench.sources import StationarySource, StepRecord, StepSource
+from autoopt_lab.workbench.settings import Lane, WorkbenchSettings
+from autoopt_lab.workbench.sources import StepRecord, StepSource
 
 __all__ = [
-    "OPTIMIZERS",
     "BackgroundRunner",
-    "RunConfig",
-    "RunResult",
-    "StationarySource",
+    "Lane",
     "StepRecord",
     "StepSource",
     "Workbench",
+    "WorkbenchOutcome",
+    "WorkbenchSettings",
 ]

@@ -9,15 +9,18 @@ Live drawing is throttled: the ``on_update`` callback runs at most every ``min_i
 seconds, and the interval grows so that drawing takes at most ``max_draw_fraction`` of the
 wall time. The time spent in callbacks is measured (:attr:`BackgroundRunner.draw_seconds`).
 
->>> import torch
->>> from autoopt_lab.workbench.sources import StationarySource
->>> net = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.LogSoftmax(-1))
->>> src = StationarySource(net, torch.optim.SGD(net.parameters(), lr=0.1),
-...                        torch.randn(40, 4), torch.randint(0, 2, (40,)), batch_size=8, steps=5)
->>> runner = BackgroundRunner({"SGD": src})
+>>> from autoopt_lab.workbench.sources import StepRecord
+>>> class Counter:  # any object with total_steps, boundaries, done, step(), close()
+...     total_steps, boundaries, t = 5, [], 0
+...     done = property(lambda self: self.t >= self.total_steps)
+...     def step(self):
+...         self.t += 1
+...         return StepRecord(step=self.t - 1, loss=1.0 / self.t, accuracy=0.5, rolling_accuracy=0.5)
+...     def close(self): pass
+>>> runner = BackgroundRunner({"toy": Counter()})
 >>> runner.start(); runner.join(timeout=30)
 True
->>> runner.state, len(runner.records["SGD"])
+>>> runner.state, len(runner.records["toy"])
 ('finished', 5)
 """
 
@@ -140,6 +143,17 @@ class BackgroundRunner:
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
+
+    def status_line(self) -> str:
+        """One line of progress: state, steps, speed, drawing share, each lane's accuracy."""
+        rate = self.steps_done / self.elapsed if self.elapsed > 0 else 0.0
+        accs = ", ".join(
+            f"{lbl}: acc {recs[-1].rolling_accuracy:.3f}" for lbl, recs in self.records.items() if recs
+        )
+        return (
+            f"{self.state}: step {self.steps_done}/{self.total_steps} | {rate:.1f} steps/s | "
+            f"{self.updates} frames, drawing {100 * self.draw_fraction:.1f}% of the time | {accs}"
+        )
 
     def wait_for_steps(self, n: int, timeout: float = 60.0) -> bool:
         """Block until ``n`` steps are done or the run ends; True when ``n`` were reached."""

@@ -1,15 +1,17 @@
 """Wire the workbench to the streaming harness (:mod:`autoopt_lab.streams`).
 
-Every workbench run is a :class:`~autoopt_lab.streams.StreamRun`: a catalogue scenario
-(rescaled to the requested length, reseeded with the requested seed), or, for shift
-``"none"``, a one-segment stationary scenario over the chosen data set. :class:`StreamSource`
-adapts a ``StreamRun`` to the workbench's :class:`~autoopt_lab.workbench.sources.StepSource`.
+Every workbench run is one :class:`~autoopt_lab.streams.StreamRun` per optimizer (lane), all
+on the same stream: a catalogue scenario (rescaled to the requested length, reseeded with the
+requested seed), or, for shift ``"none"``, a one-segment stationary scenario over the chosen
+data set. :class:`StreamSource` adapts a ``StreamRun`` to the workbench's
+:class:`~autoopt_lab.workbench.sources.StepSource`. Any optimizer of the registry works:
+``StreamRun`` builds it and handles Schedule-Free's evaluation weights.
 
->>> from autoopt_lab.workbench.config import RunConfig
->>> sc = scenario_for(RunConfig(dataset="mnist", steps=40, batch_size=16, seed=3))
+>>> from autoopt_lab.workbench.settings import WorkbenchSettings
+>>> sc = scenario_for(WorkbenchSettings(dataset="mnist", steps=40, batch_size=16, seed=3))
 >>> sc.dataset, sc.total_steps, sc.segments[0].batch_size, sc.seed, sc.boundaries
 ('mnist', 40, 16, 3, [])
->>> sc = scenario_for(RunConfig(scenario="fmnist-rotation-incremental", steps=120))
+>>> sc = scenario_for(WorkbenchSettings(scenario="fmnist-rotation-incremental", steps=120))
 >>> sc.total_steps, sc.boundaries
 (120, [40, 90])
 """
@@ -20,10 +22,10 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-import torch
-
-from autoopt_lab.workbench.config import NO_SHIFT, RunConfig
-from autoopt_lab.workbench.optimizers import read_hparams
+from autoopt_lab.devices import resolve_device
+from autoopt_lab.optim import registry
+from autoopt_lab.workbench.choices import data_status, find
+from autoopt_lab.workbench.settings import NO_SHIFT, WorkbenchSettings
 from autoopt_lab.workbench.sources import StepRecord
 
 log = logging.getLogger(__name__)
@@ -33,80 +35,42 @@ STATIONARY_WINDOW = 1000
 STATIONARY_WARMUP = 100
 
 
-def scenario_names() -> list[str]:
-    """Names of the catalogue scenarios (the ``streams/*.toml`` file stems)."""
-    from autoopt_lab.streams import catalogue_dir
-
-    try:
-        folder = catalogue_dir()
-    except FileNotFoundError as exc:
-        log.warning("no shift scenarios: %s", exc)
-        return []
-    return sorted(p.stem for p in folder.glob("*.toml"))
-
-
-def scenario_summary(name: str) -> dict[str, Any]:
-    """``dataset``, ``model``, ``batch_size`` (first segment), ``steps``, ``segments`` of a
-    catalogue scenario, for the controls."""
-    from autoopt_lab.streams import find_scenario
-
-    sc = find_scenario(name)
-    return {
-        "dataset": sc.dataset,
-        "model": sc.model,
-        "batch_size": sc.segments[0].batch_size,
-        "steps": sc.total_steps,
-        "segments": [s.name for s in sc.segments],
-        "description": sc.description,
-    }
-
-
-def scenario_for(config: RunConfig):
-    """The :class:`~autoopt_lab.streams.Scenario` a run config describes.
+def scenario_for(settings: WorkbenchSettings):
+    """The :class:`~autoopt_lab.streams.Scenario` the settings describe.
 
     A catalogue scenario keeps its data set, model and batch sizes; its length is rescaled
-    to ``config.steps`` and its seed replaced by ``config.seed``. ``"none"`` gives one
-    stationary segment of ``config.steps`` batches of ``config.batch_size``.
+    to ``settings.steps`` and its seed replaced by ``settings.seed``. ``"none"`` gives one
+    stationary segment of ``settings.steps`` batches of ``settings.batch_size``.
     """
     from autoopt_lab.models import model_name_for
-    from autoopt_lab.streams import Scenario, Segment, find_scenario
+    from autoopt_lab.streams import Scenario, Segment
     from autoopt_lab.streams.scenario import MetricsConfig
 
-    if config.scenario == NO_SHIFT:
+    if settings.scenario == NO_SHIFT:
         return Scenario(
-            name=f"stationary-{config.dataset}",
-            dataset=config.dataset,
-            model=config.model or model_name_for(config.dataset),
-            seed=config.seed,
-            segments=(Segment("stationary", config.steps, config.batch_size),),
+            name=f"stationary-{settings.dataset}",
+            dataset=settings.dataset,
+            model=settings.model or model_name_for(settings.dataset),
+            seed=settings.seed,
+            segments=(Segment("stationary", settings.steps, settings.batch_size),),
             description="no shift: shuffled batches of the training set",
             metrics=MetricsConfig(
-                window=STATIONARY_WINDOW, warmup=min(STATIONARY_WARMUP, config.steps)
+                window=STATIONARY_WINDOW, warmup=min(STATIONARY_WARMUP, settings.steps)
             ),
             source="workbench",
         )
-    sc = find_scenario(config.scenario)
-    if sc.total_steps != config.steps:
-        sc = sc.scaled(config.steps / sc.total_steps)
-    return replace(sc, seed=config.seed)
-
-
-def optimizer_spec(config: RunConfig) -> tuple[str, dict[str, Any]]:
-    """``(name, hparams)`` for :func:`autoopt_lab.streams.make_optimizer`."""
-    name = config.optimizer.lower()
-    if config.is_auto:
-        return name, {}
-    if config.family == "SGD":
-        return name, {"lr": config.lr, "momentum": config.momentum}
-    return name, {"lr": config.lr}
+    sc = find(settings.scenario)
+    if sc.total_steps != settings.steps:
+        sc = sc.scaled(settings.steps / sc.total_steps)
+    return replace(sc, seed=settings.seed)
 
 
 class StreamSource:
     """A :class:`~autoopt_lab.streams.StreamRun` seen as a workbench step source.
 
-    Auto optimizers' lr/momentum are flushed to the host every step (``hparam_every=1``) so
-    the live plot and the trace have them per step; the run already syncs once a step for its
-    prequential score, so this adds no extra stall on a GPU.
+    Every step's per-tensor lr and momentum reach the record: the run flushes them each step
+    (``hparam_every=1``); the run already syncs once a step for its prequential score, so this
+    adds no extra stall on a GPU.
     """
 
     def __init__(self, run) -> None:
@@ -119,7 +83,6 @@ class StreamSource:
             for b, seg in zip(self.boundaries, run.scenario.segments[1:], strict=True)
             if seg.transition.width > 0
         ]
-        self._fixed = None if run.is_auto else read_hparams(run.opt, run.model)
 
     @property
     def done(self) -> bool:
@@ -127,10 +90,7 @@ class StreamSource:
 
     def step(self) -> StepRecord:
         rec = self.run.step()
-        if self._fixed is None:
-            hp = {n: (v["lr"], v["momentum"]) for n, v in self.run.latest_hparams().items()}
-        else:
-            hp = self._fixed
+        hp = {n: (v["lr"], v["momentum"]) for n, v in self.run.latest_hparams().items()}
         return StepRecord(
             step=int(rec["step"]),
             loss=float(rec["loss"]),
@@ -138,6 +98,7 @@ class StreamSource:
             rolling_accuracy=float(rec["rolling_accuracy"]),
             hparams=hp,
             segment=int(rec["segment"]),
+            segment_name=str(rec.get("segment_name", rec["segment"])),
             shift=bool(rec["shift"]),
             batch_size=int(rec["batch_size"]),
             detected=any(bool(v) for k, v in rec.items() if k.startswith("detect_")),
@@ -147,25 +108,78 @@ class StreamSource:
         self.run.close()
 
 
-def build_stream_sources(
-    config: RunConfig, device: torch.device, lanes: dict[str, RunConfig]
-) -> dict[str, StreamSource]:
-    """One :class:`StreamSource` per lane, all on the same stream (same scenario and seed)."""
+def load_data(dataset: str):
+    """``(x, y, info)`` of the train split, without a download when the files are on disk."""
     from autoopt_lab.data import load_arrays
+
+    local = data_status(dataset).local
+    return load_arrays(dataset, train=True, download=False if local else None)
+
+
+def build_sources(settings: WorkbenchSettings) -> dict[str, StreamSource]:
+    """One :class:`StreamSource` per lane, all on the same stream (same scenario and seed).
+
+    Everything that can fail is checked before any training: the device, the optimizers'
+    packages and options, the data; ``StreamRun`` itself checks the scenario's size against
+    the data and that the model returns log-probabilities.
+    """
     from autoopt_lab.streams import StreamRun
 
-    scenario = scenario_for(config)
-    data = load_arrays(scenario.dataset, train=True)
+    device = resolve_device(settings.device)
+    lanes = settings.lanes()
+    for lane in lanes.values():
+        if not lane.spec.available:
+            raise registry.MissingPackageError(
+                f"optimizer {lane.name!r} needs the package {lane.spec.package!r}: "
+                f"pip install '{lane.spec.package}'"
+            )
+    scenario = scenario_for(settings)
+    data = load_data(scenario.dataset)
     sources: dict[str, StreamSource] = {}
-    for label, cfg in lanes.items():
-        name, hparams = optimizer_spec(cfg)
-        run = StreamRun(scenario, name, hparams=hparams, device=device, data=data, hparam_every=1)
-        sources[label] = StreamSource(run)
+    try:
+        for label, lane in lanes.items():
+            run = StreamRun(
+                scenario, lane.name, hparams=dict(lane.options), device=device, data=data,
+                hparam_every=1,
+            )
+            sources[label] = StreamSource(run)
+    except BaseException:
+        for src in sources.values():
+            src.close()
+        raise
     log.info(
-        "workbench stream: %s, %d steps, shifts at %s, lanes %s",
-        scenario.name,
-        scenario.total_steps,
-        scenario.boundaries,
-        list(sources),
+        "workbench stream: %s, %d steps, shifts at %s, lanes %s, device %s",
+        scenario.name, scenario.total_steps, scenario.boundaries, list(sources), device,
     )
     return sources
+
+
+def health_flags(health: dict[str, Any]) -> list[str]:
+    """The harness's run-level health flags, worded for a table: ``diverged at step N``,
+    ``N skipped steps``, ``at chance``.
+
+    >>> health_flags({"flags": ["diverged", "skipped steps"], "diverged_at": 40,
+    ...               "nonfinite_skips": 3})
+    ['diverged at step 40', '3 skipped steps']
+    """
+    out = []
+    for flag in health.get("flags", []):
+        if flag == "diverged" and health.get("diverged_at") is not None:
+            out.append(f"diverged at step {health['diverged_at']}")
+        elif flag == "skipped steps" and health.get("nonfinite_skips"):
+            n = int(health["nonfinite_skips"])
+            out.append(f"{n} skipped step{'s' if n != 1 else ''}")
+        else:
+            out.append(str(flag))
+    return out
+
+
+def lane_reports(sources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per lane with a ``StreamRun``: its summary (per-shift report, health) and ``flags``."""
+    out = {}
+    for label, src in sources.items():
+        run = getattr(src, "run", None)
+        if run is not None and getattr(run, "records", None):
+            summary = run.summary()
+            out[label] = {**summary, "flags": health_flags(summary.get("health", {}))}
+    return out
