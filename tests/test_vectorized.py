@@ -61,7 +61,7 @@ def test_group_matches_sequential_runs_with_dropout(opt, settings):
     cfgs = _cfgs(opt, settings)
     grouped = run_group(cfgs, progress=False)
     for cfg, res in zip(cfgs, grouped, strict=True):
-        assert res.config == cfg
+        assert res.config == cfg.with_engine("stacked") and res.config.engine == "stacked"
         assert res.metrics["vectorized_group"] == len(cfgs)
         _assert_same_run(res, run(cfg, progress=False))
 
@@ -186,7 +186,10 @@ def test_bad_inputs_are_clear_errors():
 
 def test_plan_tasks_groups_by_everything_but_hparams():
     sgd = _cfgs("sgd", [(lr, 0.0, s) for s in (0, 1) for lr in (0.1, 0.01, 0.001)])
-    auto = [RunConfig("mnist", "autoadam", batch_size=32, **TINY)]
+    assert [len(t) for t in plan_tasks(sgd)] == [1] * 6  # the loop engine is never grouped
+    sgd = [c.with_engine("stacked") for c in sgd]
+    auto = [RunConfig("mnist", "autoadam", batch_size=32, **TINY).with_engine("stacked")]
+    assert auto[0].engine == "loop"
     tasks = plan_tasks(sgd + auto)
     assert [len(t) for t in tasks] == [3, 3, 1]
     assert {c.seed for c in tasks[0]} == {0} and tasks[2] == auto
@@ -196,16 +199,18 @@ def test_plan_tasks_groups_by_everything_but_hparams():
     assert sorted(c.run_id() for t in tasks for c in t) == sorted(c.run_id() for c in sgd + auto)
 
 
-def test_execute_task_falls_back_for_unsupported_groups(monkeypatch):
+def test_execute_task_fails_groups_it_cannot_stack_instead_of_mixing_engines(monkeypatch):
     cfgs = _cfgs("sgd", [(0.05, 0.0, 0), (0.01, 0.0, 0)], **{"epochs": 1})
+    cfgs = [c.with_engine("stacked") for c in cfgs]
 
     def refuse(*a, **k):
         raise NotVectorizableError("pretend the model is unsupported")
 
     monkeypatch.setattr("autoopt_lab.experiments.vectorized.run_group", refuse)
     outcomes = execute_task(cfgs)
-    assert all(o.ok for o in outcomes)
-    assert all("vectorized_group" not in o.result.metrics for o in outcomes)
+    assert [o.config for o in outcomes] == cfgs
+    assert all(not o.ok and "pretend" in o.error and "--executor process" in o.error
+               for o in outcomes)
 
 
 def test_vectorized_executor_sweep_into_store_and_resume(tmp_path):
@@ -218,13 +223,14 @@ def test_vectorized_executor_sweep_into_store_and_resume(tmp_path):
     assert (again.skipped, again.done, again.failed) == (2, 2, 0)
     runs = store.runs().set_index("run_id")
     assert len(runs) == 4
+    assert set(runs["engine"]) == {"stacked", "loop"}  # Adam stacked, AutoSGD in a loop
     seq = run(cfgs[2], progress=False)
-    got = runs.loc[cfgs[2].run_id()]
+    got = runs.loc[cfgs[2].with_engine("stacked").run_id()]
     assert got["final_test_err_pct"] == pytest.approx(seq.metrics["final_test_err_pct"], abs=1.1)
     assert math.isclose(
         got["test_loss_per_epoch"][0], seq.metrics["test_loss_per_epoch"][0], rel_tol=1e-4
     )
-    assert store.trace(cfgs[2].run_id())["loss"].notna().all()
+    assert store.trace(cfgs[2].with_engine("stacked").run_id())["loss"].notna().all()
 
 
 def test_functional_dropout_outside_modules_is_refused(monkeypatch):

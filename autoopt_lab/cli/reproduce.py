@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel for papermill")
+    p.add_argument(
+        "--allow-subset",
+        action="store_true",
+        help="let --full run on a data set of which only a subset is here (every output "
+        "then says so); by default --full refuses it",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=main)
 
@@ -86,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
             data_root=args.data_root,
             kernel_name=args.kernel,
             progress=not args.no_progress,
+            allow_subset=args.allow_subset,
         )
     except DataUnavailableError as exc:
         print(f"autoopt-lab reproduce: {exc}", file=sys.stderr)

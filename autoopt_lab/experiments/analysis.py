@@ -24,17 +24,65 @@ from .paper import paper_reference
 from .store import ResultsStore
 from .variants import BASES, auto_for, counterpart, is_grid, tuned_for
 
-SETTING_KEYS = ["dataset", "optimizer", "batch_size", "lr", "momentum"]
+SETTING_KEYS = ["dataset", "variant", "optimizer", "batch_size", "lr", "momentum"]
+#: Final test error within this many points of chance counts as "at chance" (as in run()).
+CHANCE_MARGIN_PCT = 2.0
+
+
+def variant_name(optimizer: str, options: Any = None) -> str:
+    """An optimizer and its options as one spec string (``autoadam:ewma=0.95``).
+
+    >>> variant_name("autoadam", {"ewma": 0.95}), variant_name("sgd", {})
+    ('autoadam:ewma=0.95', 'sgd')
+    """
+    opts = options if isinstance(options, dict) else {}
+    return ":".join([optimizer, *(f"{k}={v}" for k, v in sorted(opts.items()))])
+
+
+def with_health(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the health flags every run has since they were recorded (older rows
+    get them from their errors): ``diverged``, ``at_chance``, ``nonfinite_skips``, and
+    the ``variant`` column (optimizer plus options)."""
+    df = runs.copy()
+    df["diverged"] = df["diverged"].fillna(False).astype(bool) if "diverged" in df else False
+    chance = df["chance_err_pct"] if "chance_err_pct" in df else pd.Series(90.0, df.index)
+    derived = df["final_test_err_pct"] >= chance.fillna(90.0) - CHANCE_MARGIN_PCT
+    df["at_chance"] = df["at_chance"].fillna(derived) if "at_chance" in df else derived
+    df["at_chance"] = df["at_chance"].astype(bool)
+    skips = df["nonfinite_skips"] if "nonfinite_skips" in df else pd.Series(0, df.index)
+    df["nonfinite_skips"] = skips.fillna(0).astype(int)
+    opts = df["options"] if "options" in df else pd.Series([{}] * len(df), df.index)
+    df["variant"] = [variant_name(o, p) for o, p in zip(df["optimizer"], opts, strict=True)]
+    return df
+
+
+def flag_text(n_runs: int, n_diverged: int, n_at_chance: int, n_skipping: int,
+              skipped_steps: int = 0) -> str:
+    """``"1/3 diverged, 2/3 at chance, 1/3 skipped 143 steps"``; ``""`` when all is well.
+
+    >>> flag_text(3, 1, 0, 1, 143)
+    '1/3 diverged, 1/3 skipped 143 steps'
+    """
+    parts = []
+    if n_diverged:
+        parts.append(f"{n_diverged}/{n_runs} diverged")
+    if n_at_chance:
+        parts.append(f"{n_at_chance}/{n_runs} at chance")
+    if n_skipping:
+        parts.append(f"{n_skipping}/{n_runs} skipped {skipped_steps} steps")
+    return ", ".join(parts)
 
 
 def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting (data set, optimizer, batch size, lr, momentum): mean and std
-    over seeds of the final train and test error (%), the seeds, and how many diverged.
-    Auto settings have ``lr`` and ``momentum`` NaN."""
+    """One row per setting (data set, variant, batch size, lr, momentum): mean and std
+    over seeds of the final train and test error (%), the seeds, and the health flags
+    (how many runs diverged, ended at chance, or skipped non-finite steps; ``flags`` says it
+    in words). Auto settings have ``lr`` and ``momentum`` NaN."""
     if runs.empty:
-        cols = SETTING_KEYS + ["train_mean", "train_std", "test_mean", "test_std", "n_seeds"]
+        cols = SETTING_KEYS + ["train_mean", "train_std", "test_mean", "test_std", "n_seeds",
+                               "flags", "is_auto"]
         return pd.DataFrame(columns=cols)
-    df = runs.copy()
+    df = with_health(runs)
     for k in ("lr", "momentum"):
         df[k] = pd.to_numeric(df[k], errors="coerce")
     g = df.groupby(SETTING_KEYS, dropna=False, sort=True)
@@ -44,9 +92,18 @@ def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
         test_mean=("final_test_err_pct", "mean"),
         test_std=("final_test_err_pct", "std"),
         n_seeds=("seed", "nunique"),
+        n_runs=("seed", "size"),
         seeds=("seed", lambda s: sorted(int(v) for v in s)),
         n_diverged=("diverged", "sum"),
+        n_at_chance=("at_chance", "sum"),
+        n_skipping=("nonfinite_skips", lambda s: int((s > 0).sum())),
+        skipped_steps=("nonfinite_skips", "sum"),
     ).reset_index()
+    out["flags"] = [
+        flag_text(*map(int, r))
+        for r in out[["n_runs", "n_diverged", "n_at_chance", "n_skipping", "skipped_steps"]]
+        .itertuples(index=False)
+    ]
     out["is_auto"] = ~out["optimizer"].map(is_grid).astype(bool)
     return out
 
@@ -95,6 +152,9 @@ def _cell(row: pd.Series | None, dataset: str, optimizer: str, n_settings: int) 
             seeds=list(row["seeds"]),
             n_seeds=int(row["n_seeds"]),
             n_diverged=int(row["n_diverged"]),
+            n_at_chance=int(row["n_at_chance"]),
+            n_skipping=int(row["n_skipping"]),
+            flags=row["flags"],
             config=(
                 "AutoOpt"
                 if not is_grid(optimizer)
@@ -174,6 +234,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
                         if f"diff_{split}" in c and pd.notna(c.get(f"diff_{split}"))
                         else "-"
                     ),
+                    "flags": c.get("flags") or "",
                 }
             )
     return pd.DataFrame(rows)
@@ -201,6 +262,7 @@ def auto_vs_grid(summary: pd.DataFrame) -> pd.DataFrame:
             "batch_size": int(b["batch_size"]),
             "n_settings": len(grid),
             "best_config": _config_text(b),
+            "best_flags": b["flags"],
             "best_train_mean": float(b["train_mean"]),
             "best_test_mean": float(b["test_mean"]),
         }
@@ -209,6 +271,7 @@ def auto_vs_grid(summary: pd.DataFrame) -> pd.DataFrame:
             row.update(
                 auto_train_mean=float(a["train_mean"]),
                 auto_test_mean=float(a["test_mean"]),
+                auto_flags=a["flags"],
                 auto_rank=int((grid["test_mean"] < a["test_mean"]).sum()) + 1,
             )
         rows.append(row)

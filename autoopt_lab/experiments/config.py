@@ -26,6 +26,11 @@ DEFAULT_BETAS: tuple[float, float] = (0.9, 0.99)
 _HPARAM_FIELDS = ("lr", "momentum", "betas")
 # Fields that do not change a run's result, so they stay out of its identity.
 _NOT_IN_KEY = frozenset({"trace_every"})
+#: How a run is computed: ``"loop"`` (one model, :func:`~autoopt_lab.experiments.run`) or
+#: ``"stacked"`` (with other grid settings as one stacked model, the vectorised executor).
+#: The two agree only to float rounding, which chaotic training amplifies to points of error
+#: (docs/reproduction.md), so the engine is part of a run's identity.
+ENGINES: tuple[str, ...] = ("loop", "stacked")
 
 
 def field_options(spec: registry.OptimizerSpec) -> tuple[str, ...]:
@@ -102,7 +107,8 @@ class RunConfig:
     are the optimizer's other keyword options (strings from a command line are coerced by
     its spec). ``model=None`` picks the paper's model for the data set.
     ``max_train_samples`` / ``max_test_samples`` cut fixed, seed-independent subsets.
-    ``trace_every=None`` thins the per-step trace to at most ~2,000 rows.
+    ``trace_every=None`` thins the per-step trace to at most ~2,000 rows. ``engine`` is
+    ``"loop"`` or ``"stacked"`` (see :data:`ENGINES`; only optimizers with a stacked form).
 
     >>> cfg = RunConfig("fashion-mnist", "sgd", lr=0.01, momentum=0.0, batch_size=128)
     >>> cfg.model, len(cfg.run_id()), cfg.build_options()
@@ -125,6 +131,7 @@ class RunConfig:
     max_test_samples: int | None = None
     trace_every: int | None = field(default=None, compare=False)
     options: Mapping[str, Any] = field(default_factory=FrozenOptions)
+    engine: str = "loop"
 
     def __post_init__(self) -> None:
         from autoopt_lab.data import canonical_name
@@ -152,6 +159,13 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine == "stacked" and not self.stackable:
+            raise ValueError(
+                f"{spec.name} with options {dict(self.options)} has no stacked form; "
+                "use engine='loop'"
+            )
 
     def _normalise_options(self, spec: registry.OptimizerSpec) -> None:
         raw = {k: v for k, v in dict(self.options or {}).items() if v is not None}
@@ -208,6 +222,29 @@ class RunConfig:
         """True for the AutoOpt optimizers (any variant)."""
         return self.spec.is_auto
 
+    @property
+    def stackable(self) -> bool:
+        """True when the stacked engine can train it: its optimizer has a stacked form, it
+        has no options beyond the grid's fields, and its model's layers can be stacked."""
+        from .stacked import stackable_model
+
+        return (
+            self.spec.vectorized is not None
+            and not self.options
+            and stackable_model(str(self.model))
+        )
+
+    def with_engine(self, engine: str) -> RunConfig:
+        """This config computed by ``engine``; configs without a stacked form stay ``loop``.
+
+        >>> RunConfig("mnist", "adam", lr=1e-3).with_engine("stacked").engine
+        'stacked'
+        >>> RunConfig("mnist", "autosgd").with_engine("stacked").engine
+        'loop'
+        """
+        engine = engine if self.stackable else "loop"
+        return self if engine == self.engine else dataclasses.replace(self, engine=engine)
+
     def build_options(self) -> dict[str, Any]:
         """The keyword options for :func:`autoopt_lab.optim.registry.build`."""
         spec = self.spec
@@ -241,9 +278,12 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What :meth:`run_id` hashes: every field that changes the result, plus the
         optimizer's resolved options (defaults filled in, less those held in fields) when
-        it has any, so a changed library default changes the id of the runs it affects."""
+        it has any, so a changed library default changes the id of the runs it affects; and
+        the engine when it is not ``"loop"``."""
         d = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_KEY}
         del d["options"]
+        if d["engine"] == "loop":  # ids from before engines existed are loop runs
+            del d["engine"]
         carried = field_options(self.spec)
         resolved = {k: v for k, v in self.resolved_options().items() if k not in carried}
         if resolved:

@@ -52,8 +52,17 @@ class Executor(ABC):
     """Runs configs and yields their outcomes as they finish.
 
     Subclasses implement :meth:`map_unordered`; it must be lazy (yield each outcome as soon
-    as it exists) so that the caller can store it before the next one finishes.
+    as it exists) so that the caller can store it before the next one finishes. ``engine``
+    (see :data:`~autoopt_lab.experiments.config.ENGINES`) is the engine a sweep gives the
+    configs it hands to this executor; :meth:`engine_for` says it before one is built.
     """
+
+    engine: str = "loop"
+
+    @classmethod
+    def engine_for(cls, **options: Any) -> str:
+        """The engine an executor built with ``options`` computes stackable configs with."""
+        return cls.engine
 
     def __enter__(self) -> Executor:
         return self
@@ -139,9 +148,25 @@ def executor_names() -> list[str]:
 
 def make_executor(name: str, **options: Any) -> Executor:
     """Build a registered executor by name."""
+    return _factory(name)(**options)
+
+
+def executor_engine(executor: Executor | str, **options: Any) -> str:
+    """The engine of an executor, or of the one ``name`` would build with ``options``.
+
+    >>> executor_engine("process"), executor_engine("vectorized")
+    ('loop', 'stacked')
+    """
+    if isinstance(executor, Executor):
+        return executor.engine
+    fn = getattr(_factory(executor), "engine_for", None)
+    return fn(**options) if fn is not None else "loop"
+
+
+def _factory(name: str) -> Callable[..., Executor]:
     if name not in _EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(executor_names())}")
-    return _EXECUTORS[name](**options)
+    return _EXECUTORS[name]
 
 
 def bounded_unordered(

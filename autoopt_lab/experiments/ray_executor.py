@@ -58,11 +58,15 @@ class RayExecutor(Executor):
     """Run a sweep's tasks as Ray tasks; ``cpus_per_task`` CPUs (and torch threads) each,
     ``gpus_per_task`` GPUs each (fractions share a GPU). At most ``max_in_flight`` tasks are
     queued at once (default: twice the cluster's CPUs / ``cpus_per_task``), so an interrupted
-    sweep loses little work. ``vectorize=False`` sends one run per task.
+    sweep loses little work. ``vectorize=False`` sends one run per task (the loop engine).
 
     >>> RayExecutor.__name__
     'RayExecutor'
     """
+
+    @classmethod
+    def engine_for(cls, vectorize: bool = True, **_: Any) -> str:
+        return "stacked" if vectorize else "loop"
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class RayExecutor(Executor):
         self.data_root = data_root
         self.cpus_per_task = int(cpus_per_task)
         self.vectorize = vectorize
+        self.engine = self.engine_for(vectorize)
         self.max_group = max_group
         self._owns_ray = False
         address = address or os.environ.get("RAY_ADDRESS") or None

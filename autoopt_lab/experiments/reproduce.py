@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from .config import RunConfig
+from .executors import executor_engine
 from .grids import dedupe, grid
 from .paper import (
     PAPER_BATCH_SIZES,
@@ -142,6 +143,10 @@ def get_preset(mode: str | Preset) -> Preset:
     return PRESETS[mode]
 
 
+#: The executor the reproduction sweeps run on; its engine is part of the planned ids.
+EXECUTOR = "vectorized"
+
+
 def plan(
     target: str,
     mode: str | Preset,
@@ -149,13 +154,20 @@ def plan(
     *,
     device: str = "auto",
 ) -> list[RunConfig]:
-    """The runs one target needs.
+    """The runs one target needs (with the engine :data:`EXECUTOR` computes them with).
 
     >>> len(plan("table2", "quick"))  # (8 SGD + 4 Adam + 4 AdaGrad + 3 Auto) x 3 seeds
     57
     >>> len(plan("fig2", "full", ["mnist"]))  # AutoSGD at 6 batch sizes x 10 seeds
     60
     """
+    engine = executor_engine(EXECUTOR)
+    return [c.with_engine(engine) for c in _target_configs(target, mode, datasets, device)]
+
+
+def _target_configs(
+    target: str, mode: str | Preset, datasets: Sequence[str], device: str
+) -> list[RunConfig]:
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}, all")
     p = get_preset(mode)
@@ -218,6 +230,32 @@ def plan_all(
     return dedupe(out)
 
 
+def check_data(
+    preset: Preset, datasets: Sequence[str], data_root: str | None, *, allow_subset: bool = False
+) -> str | None:
+    """Fail fast: missing data raises the loader's error; a mode that uses the whole data
+    set refuses a subset unless ``allow_subset`` (then the returned warning goes into every
+    output)."""
+    from autoopt_lab.data import SubsetOnlyError, download_command, load_arrays
+
+    warnings = []
+    for ds in datasets:
+        _, y, info = load_arrays(ds, train=True, root=data_root)
+        if preset.max_train_samples is not None or not info.is_subset:
+            continue
+        if not allow_subset:
+            raise SubsetOnlyError(
+                ds, info.source, len(y), info.full_size,
+                f"{download_command(ds, data_root)}; or pass --allow-subset to run the "
+                f"{preset.name} plan on the subset anyway (every output then says so)",
+            )
+        warnings.append(
+            f"{ds}: only {len(y):,} of {info.full_size:,} training images ({info.source}); "
+            f"this is NOT the paper's {preset.name} setting"
+        )
+    return "; ".join(warnings) or None
+
+
 def ensure_runs(
     configs: Sequence[RunConfig],
     store: ResultsStore,
@@ -232,11 +270,10 @@ def ensure_runs(
     Fixed-hyper-parameter settings that share model, batch size and seed train together
     (the ``vectorized`` executor); the Auto runs and the rest run one by one.
     """
-    executor = "vectorized"
     return run_sweep(
         configs,
         store,
-        executor=executor,
+        executor=EXECUTOR,
         workers=workers,
         data_root=data_root or None,
         progress=progress,
@@ -340,12 +377,15 @@ def reproduce(
     data_root: str | None = None,
     kernel_name: str = "python3",
     progress: bool = True,
+    allow_subset: bool = False,
 ) -> dict[str, Any]:
     """Run the sweep the targets need, execute their notebooks into ``out_dir`` and write
-    ``out_dir/summary.json``; return that summary."""
-    import papermill
+    ``out_dir/summary.json``; return that summary.
 
-    from autoopt_lab.data import load_arrays
+    A mode that uses the whole data set (``full``) refuses a data set of which only a
+    subset is available (:class:`~autoopt_lab.data.SubsetOnlyError`) unless
+    ``allow_subset``; then every output says so (``data_warning``)."""
+    import papermill
 
     t0 = time.perf_counter()
     targets = expand_targets(targets)
@@ -354,8 +394,7 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     store_path = Path(store).resolve() if store else out / "results.sqlite"
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    for ds in datasets:  # fail fast, with the clear missing-data error
-        load_arrays(ds, train=True, root=data_root)
+    warning = check_data(preset, datasets, data_root, allow_subset=allow_subset)
 
     configs = plan_all(targets, preset, datasets, device=device)
     results = ResultsStore(store_path)
@@ -403,7 +442,8 @@ def reproduce(
     summary: dict[str, Any] = {
         "mode": preset.name,
         "preset": preset.to_dict(),
-        "is_paper_setting": preset.name == "full",
+        "is_paper_setting": preset.name == "full" and warning is None,
+        "data_warning": warning,
         "targets": targets,
         "datasets": datasets,
         "store": str(store_path),

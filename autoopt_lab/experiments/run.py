@@ -38,6 +38,8 @@ EVAL_BATCH = 256  # measured fastest for the MNIST CNN on CPU
 MAX_TRACE_ROWS = 2000
 # A mean NLL this large (chance level is ln 10 = 2.3) means the weights have blown up.
 DIVERGED_LOSS = 1e4
+# A final test error within this many points of chance (90% for ten classes) is "at chance".
+CHANCE_MARGIN_PCT = 2.0
 
 
 @dataclass
@@ -130,7 +132,8 @@ def run(
     """Train ``config`` and return its :class:`RunResult`.
 
     A run whose loss becomes non-finite or exceeds ``DIVERGED_LOSS`` stops there, with
-    ``diverged=True`` and the errors of the model as it then is.
+    ``diverged=True`` and the errors of the model as it then is. A config with
+    ``engine="stacked"`` trains through the stacked trainer (as a group of one).
 
     >>> cfg = RunConfig("mnist", "sgd", lr=0.05, momentum=0.5, batch_size=64, epochs=1,
     ...                 max_train_samples=256, max_test_samples=100, device="cpu")
@@ -138,6 +141,10 @@ def run(
     >>> len(result.metrics["test_err_pct_per_epoch"])
     1
     """
+    if config.engine == "stacked":
+        from .vectorized import run_group
+
+        return run_group([config], data_root=data_root, progress=progress)[0]
     t0 = time.perf_counter()
     c0 = time.process_time()
     device = resolve_device(config.device)
@@ -225,6 +232,7 @@ def run(
     metrics = run_metrics(
         per_epoch,
         diverged=diverged,
+        nonfinite_skips=nonfinite_skips(bound.optimizer),
         steps=step,
         trace_every=every,
         wall_time_s=wall,
@@ -243,6 +251,7 @@ def run_metrics(
     per_epoch: dict[str, list[float]],
     *,
     diverged: bool,
+    nonfinite_skips: int = 0,
     steps: int,
     trace_every: int,
     wall_time_s: float,
@@ -253,7 +262,14 @@ def run_metrics(
     n_test: int,
     versions: dict[str, str],
 ) -> dict[str, Any]:
-    """The metrics record of one run (its row in the results store)."""
+    """The metrics record of one run (its row in the results store).
+
+    Health flags: ``diverged`` (the loss became non-finite or exceeded ``DIVERGED_LOSS``),
+    ``nonfinite_skips`` (steps an Auto optimizer skipped for non-finite gradients) and
+    ``at_chance`` (final test error within ``CHANCE_MARGIN_PCT`` points of chance).
+    """
+    chance = 100.0 * (1.0 - 1.0 / max(int(train_info.num_classes), 1))
+    final_test = per_epoch["test_err_pct"][-1]
     return {
         "final_train_err_pct": per_epoch["train_err_pct"][-1],
         "final_test_err_pct": per_epoch["test_err_pct"][-1],
@@ -263,6 +279,9 @@ def run_metrics(
         "test_loss_per_epoch": per_epoch["test_loss"],
         "epochs_completed": len(per_epoch["train_err_pct"]),
         "diverged": diverged,
+        "nonfinite_skips": int(nonfinite_skips),
+        "chance_err_pct": chance,
+        "at_chance": bool(final_test >= chance - CHANCE_MARGIN_PCT),
         "steps": steps,
         "trace_every": trace_every,
         "wall_time_s": wall_time_s,

@@ -16,6 +16,7 @@ torch.Size([20, 2])
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -278,3 +279,21 @@ class StackedModel(nn.Module):
         return {n: p.detach()[k].clone() for n, p in self.stacked_parameters().items()}
 
 
+
+
+@functools.lru_cache(maxsize=32)
+def stackable_model(name: str) -> bool:
+    """True when :class:`StackedModel` can stack the registered model ``name`` (its layers
+    are all supported). A model that draws random numbers outside dropout modules is only
+    found out when it runs (:class:`NotVectorizableError`).
+
+    >>> stackable_model("mnist_cnn")
+    True
+    """
+    from autoopt_lab.models import build_model
+
+    try:
+        StackedModel([build_model(name), build_model(name)], [torch.Generator()] * 2)
+    except NotVectorizableError:
+        return False
+    return True

@@ -96,16 +96,36 @@ def _finite_or_none(v: Any) -> Any:
     return v
 
 
+class StoreDamagedError(OSError):
+    """The results store is not a readable SQLite database; the message says how to recover."""
+
+
+def _damaged(path: Path, exc: BaseException) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"results store {path} is damaged or not an SQLite database ({exc}); nothing was "
+        f"written to it. Recover its runs with `sqlite3 {path} .recover | sqlite3 "
+        f"{path.with_suffix('.recovered.sqlite')}` and pass that file as --store, or give a "
+        "new --store path to start afresh"
+    )
+
+
 class ResultsStore:
     """Runs and their traces in one SQLite file (see the module docstring for the layout).
 
     Safe to use from several processes: each call opens its own connection, and SQLite
-    serialises the writers.
+    serialises the writers. A file that is not an SQLite database (truncated, or something
+    else) raises :class:`StoreDamagedError` (an ``OSError``) naming it, before anything is
+    written.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"results store {self.path} is a directory; give a file path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the folder of results store {self.path}: {exc}") from exc
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
@@ -116,11 +136,20 @@ class ResultsStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            con = sqlite3.connect(self.path, timeout=60.0)
+        except sqlite3.OperationalError as exc:
+            raise OSError(f"cannot open results store {self.path}: {exc}") from exc
         try:
             con.execute("PRAGMA synchronous=NORMAL")
             with con:  # one transaction: commit on success, roll back on any error
                 yield con
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # "not a database", "malformed" ...
+                raise _damaged(self.path, exc) from exc
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+                raise OSError(f"results store {self.path} is read-only: {exc}") from exc
+            raise
         finally:
             con.close()
 

@@ -17,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .config import RunConfig
-from .executors import Executor, make_executor
+from .executors import Executor, executor_engine, make_executor
 from .grids import dedupe
 from .store import ResultsStore
 
@@ -63,6 +63,10 @@ def run_sweep(
 ) -> SweepReport:
     """Run every config not yet finished in ``store``; return a :class:`SweepReport`.
 
+    The executor decides the engine (:data:`~autoopt_lab.experiments.config.ENGINES`) of
+    the configs it can stack, and with it their ids: a sweep resumed with another executor
+    reruns those configs instead of mixing the two engines' results.
+
     >>> import tempfile
     >>> cfgs = [RunConfig("mnist", "sgd", lr=0.05, momentum=0.0, batch_size=64, epochs=1,
     ...                   seed=s, max_train_samples=128, max_test_samples=64, device="cpu")
@@ -74,7 +78,8 @@ def run_sweep(
     2
     """
     store = store if isinstance(store, ResultsStore) else ResultsStore(store)
-    configs = dedupe(configs)
+    engine = executor_engine(executor, **executor_options)
+    configs = dedupe(c.with_engine(engine) for c in configs)
     finished = store.done_ids()
     todo = [c for c in configs if c.run_id() not in finished]
     report = SweepReport(len(configs), len(configs) - len(todo), 0, 0, 0.0)

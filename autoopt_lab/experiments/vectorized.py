@@ -16,7 +16,8 @@ stacked is the registry's ``OptimizerSpec.vectorized``.
 
 >>> from autoopt_lab.experiments import RunConfig
 >>> cfgs = [RunConfig("mnist", "adam", lr=lr, batch_size=64, epochs=1, device="cpu",
-...                   max_train_samples=256, max_test_samples=64) for lr in (1e-3, 1e-2)]
+...                   max_train_samples=256, max_test_samples=64, engine="stacked")
+...         for lr in (1e-3, 1e-2)]
 >>> [len(t) for t in plan_tasks(cfgs)]
 [2]
 >>> results = run_group(cfgs, progress=False)  # doctest: +SKIP
@@ -82,14 +83,12 @@ def stacked_kind(config: RunConfig) -> str | None:
     >>> stacked_kind(RunConfig("mnist", "adam", lr=1e-3)), stacked_kind(RunConfig("mnist", "autosgd"))
     ('adam', None)
     """
-    if config.options:  # options beyond the grid's fields: not what the stacked maths does
-        return None
-    return config.spec.vectorized
+    return config.spec.vectorized if config.stackable else None
 
 
 def group_key(config: RunConfig) -> tuple | None:
-    """Configs with equal keys can train together; ``None`` for configs that cannot."""
-    if stacked_kind(config) is None:
+    """Configs with equal keys train together; ``None`` for configs of the loop engine."""
+    if config.engine != "stacked":
         return None
     d = {k: v for k, v in config.to_dict().items() if k not in _PER_MEMBER_FIELDS}
     d["trace_every"] = config.trace_every
@@ -107,7 +106,7 @@ def plan_tasks(
     unless ``mix_seeds`` (mixed-seed groups cannot share the first layer's work).
 
     >>> from autoopt_lab.experiments import RunConfig
-    >>> cfgs = [RunConfig("mnist", "sgd", lr=lr, momentum=0.0, batch_size=n)
+    >>> cfgs = [RunConfig("mnist", "sgd", lr=lr, momentum=0.0, batch_size=n, engine="stacked")
     ...         for n in (32, 64) for lr in (0.1, 0.01, 0.001)]
     >>> [len(t) for t in plan_tasks(cfgs, max_group=2)]
     [2, 1, 2, 1]
@@ -142,13 +141,13 @@ def plan_tasks(
 def _check_group(configs: Sequence[RunConfig]) -> None:
     if not configs:
         raise ValueError("run_group needs at least one config")
-    keys = {group_key(c) for c in configs}
-    if None in keys:
-        bad = sorted({c.optimizer for c in configs if group_key(c) is None})
+    bad = sorted({c.optimizer for c in configs if not c.stackable})
+    if bad:
         raise NotVectorizableError(
-            f"optimizer(s) {bad} cannot be vectorised (no stacked form in the registry, or "
-            "options beyond lr/momentum/betas)"
+            f"optimizer(s) {bad} cannot be vectorised (no stacked form in the registry, "
+            "options beyond lr/momentum/betas, or a model with unsupported layers)"
         )
+    keys = {group_key(c.with_engine("stacked")) for c in configs}
     if len(keys) != 1:
         raise NotVectorizableError(
             "a group must share every config field except lr, momentum and seed"
@@ -268,13 +267,15 @@ def run_group(
 ) -> list[RunResult]:
     """Train every config of a group at once; one :class:`RunResult` per config, in order.
 
-    Each result matches what :func:`autoopt_lab.experiments.run` returns for that config, up
-    to float rounding (on CPU the data order, initial weights and dropout masks are the same;
-    on CUDA dropout masks differ, as they differ between CUDA runs anyway). Metrics gain
+    Each result matches what :func:`autoopt_lab.experiments.run` returns for that config's
+    loop engine up to float rounding (on CPU the data order, initial weights and dropout masks
+    are the same; on CUDA dropout masks differ, as they differ between CUDA runs anyway), which
+    chaotic training can amplify; so results carry ``engine="stacked"`` configs. Metrics gain
     ``vectorized_group`` (K); ``wall_time_s`` is the group's wall time divided by K.
     """
     configs = list(configs)
     _check_group(configs)
+    configs = [c.with_engine("stacked") for c in configs]
     t0 = time.perf_counter()
     c0, k = configs[0], len(configs)
     device = resolve_device(c0.device)
@@ -365,16 +366,18 @@ def run_group(
 def execute_task(
     task: Sequence[RunConfig], data_root: str | None = None, progress: bool = False
 ) -> list[RunOutcome]:
-    """Run one task of :func:`plan_tasks`: a group through :func:`run_group` (falling back to
-    one run per config if the group cannot be vectorised), a single config through ``run``."""
+    """Run one task of :func:`plan_tasks`: a group through :func:`run_group`, a single config
+    through ``run`` (which honours its engine). A group that turns out not to be stackable
+    fails with the reason: running it on the loop engine would store loop results under
+    stacked ids."""
     task = list(task)
     if len(task) == 1:
         return [execute_config(task[0], data_root, progress)]
     try:
         results = run_group(task, data_root=data_root, progress=progress)
     except NotVectorizableError as exc:
-        logger.warning("running %d configs one by one: %s", len(task), exc)
-        return [execute_config(c, data_root, progress) for c in task]
+        err = f"NotVectorizableError: {exc}; run these configs with --executor process"
+        return [RunOutcome(c, error=err) for c in task]
     except Exception:  # noqa: BLE001 - recorded per run, the sweep goes on
         err = traceback.format_exc()
         return [RunOutcome(c, error=err) for c in task]
@@ -384,7 +387,8 @@ def execute_task(
 class VectorizedExecutor(Executor):
     """Groups configs with :func:`plan_tasks` and trains each group at once; ``workers``
     processes (spawned, ``threads_per_worker`` torch threads each) run the tasks; with
-    ``workers=1`` they run in this process.
+    ``workers=1`` they run in this process. Its engine is ``"stacked"``: a sweep gives every
+    stackable config that engine (and so its id).
 
     >>> ex = VectorizedExecutor(workers=1, progress=False)
     >>> isinstance(ex, Executor)
@@ -417,6 +421,8 @@ class VectorizedExecutor(Executor):
                 initializer=init_worker,
                 initargs=(max(1, int(threads_per_worker)), data_root),
             )
+
+    engine = "stacked"
 
     def map_unordered(self, configs: Iterable[RunConfig]) -> Iterator[RunOutcome]:
         tasks = plan_tasks(
