@@ -26,6 +26,7 @@ Cells = list[tuple[str, str]]
 CELL_MODULES: tuple[str, ...] = (
     "autoopt_lab.experiments.notebooks",
     "autoopt_lab.workbench.cells",
+    "autoopt_lab.streams.notebooks",
 )
 
 _NOTEBOOKS: dict[str, Callable[[], Cells]] = {}

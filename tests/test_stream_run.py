@@ -208,7 +208,7 @@ def test_cli_run_writes_trace_summary_and_pngs(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     s = summary["optimizers"]["sgd"]
     assert s["shifts"][0]["step"] == 12
-    assert len(s["tuning"]["grid"]) == 6 and s["hparams"] == s["tuning"]["best"]
+    assert len(s["tuning"]["0"]["grid"]) == 6 and s["hparams"] == s["tuning"]["0"]["best"]
     assert (out / "sgd.png").stat().st_size > 10_000 and (out / "comparison.png").is_file()
 
 
@@ -247,15 +247,25 @@ def test_stream_batches_and_training_on_cuda(data):
     pd.testing.assert_frame_equal(df, again, check_exact=False, rtol=1e-5)
 
 
-def test_cli_auto_options_parsing():
-    from autoopt_lab.cli.stream import _parse_options
+def test_auto_options_go_only_to_the_optimizers_that_take_them():
+    """Issue 9: --auto-options used to hand eps/bias_correction to AutoSGD as well."""
+    from autoopt_lab.optim import registry
+    from autoopt_lab.streams import apply_shared_options, parse_optimizers
 
-    assert _parse_options("ewma=0.99, adapt_momentum=false") == {"ewma": 0.99,
-                                                                 "adapt_momentum": False}
-    assert _parse_options("") == {}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        _parse_options("ewma")
-    assert _parse_options("bias_correction=constant") == {"bias_correction": "constant"}
+    entries = apply_shared_options(parse_optimizers("autosgd,autoadam,sgd"),
+                                   "eps=0.001,bias_correction=constant,ewma=0.95")
+    assert entries == [("autosgd", {"ewma": 0.95}),
+                       ("autoadam", {"eps": 0.001, "bias_correction": "constant", "ewma": 0.95}),
+                       ("sgd", {})]
+    # a spec string's own value wins over the shared one
+    mixed = apply_shared_options(parse_optimizers("autoadam:eps=1e-6"), "eps=1e-3")
+    assert mixed == [("autoadam", {"eps": 1e-6})]
+    with pytest.raises(registry.UnknownOptimizerError, match="no selected Auto optimizer"):
+        apply_shared_options(parse_optimizers("autosgd"), "eps=0.001")
+    with pytest.raises(ValueError, match="no Auto optimizer is selected"):
+        apply_shared_options(parse_optimizers("sgd"), "ewma=0.9")
+    with pytest.raises(ValueError, match="KEY=VALUE|key=value"):
+        apply_shared_options(parse_optimizers("autosgd"), "ewma")
 
 
 def test_baseline_tuning_picks_the_best_and_caches_by_first_segment(data, tmp_path, monkeypatch):

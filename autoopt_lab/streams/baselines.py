@@ -1,56 +1,99 @@
 """Fixed-hyper-parameter baselines tuned on the first segment only.
 
-A practitioner tunes on the data they have before the stream starts to drift, so each baseline
-(SGD, Adam, AdaGrad) runs a small grid on the scenario's *first segment* (same seed, same
-batches) and keeps the setting with the lowest prequential error there. The chosen setting
-then runs unchanged on the whole stream.
+A practitioner tunes on the data they have before the stream starts to drift, so every
+optimizer of the registry's ``"tuned"`` family runs a small grid on the scenario's *first
+segment* (same seed, same batches) and keeps the setting with the lowest prequential error
+there (a run that diverged there counts as error 1). The chosen setting then runs unchanged
+on the whole stream.
 
-Grids (``"full"``): SGD lr in {10^-3, 10^-2.5, 10^-2, 10^-1.5, 10^-1} x momentum {0, 0.9};
-Adam and AdaGrad lr in five half-decades (Adam 10^-4 .. 10^-2, AdaGrad 10^-3 .. 10^-1).
-``"quick"`` keeps three lrs around the paper's best values (SGD x momentum {0, 0.9}).
+Grids follow the optimizer's preconditioner family (``spec.base``) and options, so a newly
+registered tuned optimizer gets one too: ``"full"`` has five half-decades of ``lr`` (SGD and
+AdaGrad families 10^-3 .. 10^-1, Adam 10^-4 .. 10^-2), ``"quick"`` three values around the
+paper's best; optimizers with a ``momentum`` option also try momentum 0 and 0.9.
 
->>> [g["lr"] for g in GRIDS["quick"]["adam"]]
+Results are cached per grid point and per grid, keyed by what the first segment draws (its
+content, seed and model, not its name), the hash of the data tensors actually passed in, the
+device type and the library version; a killed tuning redoes only the points it had not
+finished.
+
+>>> [g["lr"] for g in grid_for("adam", "quick")]
 [0.0003, 0.001, 0.003]
+>>> len(grid_for("sgd", "full"))
+10
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from .optimizers import BASELINES
+from autoopt_lab.devices import resolve_device
+from autoopt_lab.optim import registry
+
+from .identity import data_fingerprint, digest, library_version
 from .scenario import Scenario
 
-__all__ = ["GRIDS", "first_segment", "tune_baseline"]
+__all__ = ["LR_GRIDS", "JsonCache", "first_segment", "grid_for", "tune_baseline",
+           "tuning_grid", "tuning_key"]
 
 logger = logging.getLogger(__name__)
 
 
-def _half_decades(lo: float, hi: float) -> list[float]:
+def _half_decades(lo: float, hi: float) -> tuple[float, ...]:
     out, e = [], lo
     while e <= hi + 1e-9:
         out.append(round(10.0**e, 6))
         e += 0.5
-    return out
+    return tuple(out)
 
 
-GRIDS: dict[str, dict[str, list[dict[str, float]]]] = {
-    "full": {
-        "sgd": [{"lr": lr, "momentum": m} for m in (0.0, 0.9) for lr in _half_decades(-3, -1)],
-        "adam": [{"lr": lr} for lr in _half_decades(-4, -2)],
-        "adagrad": [{"lr": lr} for lr in _half_decades(-3, -1)],
-    },
-    "quick": {
-        "sgd": [{"lr": lr, "momentum": m} for m in (0.0, 0.9) for lr in (0.01, 0.03, 0.1)],
-        "adam": [{"lr": lr} for lr in (0.0003, 0.001, 0.003)],
-        "adagrad": [{"lr": lr} for lr in (0.01, 0.03, 0.1)],
-    },
+#: Learning rates per grid and preconditioner family (``OptimizerSpec.base``).
+LR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "full": {"sgd": _half_decades(-3, -1), "adam": _half_decades(-4, -2),
+             "adagrad": _half_decades(-3, -1)},
+    "quick": {"sgd": (0.01, 0.03, 0.1), "adam": (0.0003, 0.001, 0.003),
+              "adagrad": (0.01, 0.03, 0.1)},
 }
+#: Momenta tried for optimizers that take a ``momentum`` option.
+MOMENTA = (0.0, 0.9)
+
+
+def grid_for(name: str, grid: str = "full") -> list[dict[str, float]]:
+    """The tuning grid of tuned optimizer ``name`` (``grid`` is ``"full"`` or ``"quick"``)."""
+    spec = registry.get(name)
+    if spec.family != "tuned":
+        raise ValueError(f"only the registry's tuned optimizers are tuned "
+                         f"({', '.join(registry.names('tuned'))}); {name!r} is {spec.family}")
+    if grid not in LR_GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(LR_GRIDS)}")
+    extra = sorted(set(spec.required) - {"lr"})
+    if extra:
+        raise ValueError(f"cannot tune {name!r}: it also requires {extra}")
+    lrs = LR_GRIDS[grid][spec.base]
+    if "momentum" in spec.option_names:
+        return [{"lr": lr, "momentum": m} for m in MOMENTA for lr in lrs]
+    return [{"lr": lr} for lr in lrs]
+
+
+def tuning_grid(name: str, grid: str, fixed: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The grid of ``name`` with the options the caller fixed held at their values.
+
+    >>> tuning_grid("sgd", "quick", {"momentum": 0.9})[:2]
+    [{'lr': 0.01, 'momentum': 0.9}, {'lr': 0.03, 'momentum': 0.9}]
+    """
+    out: list[dict[str, Any]] = []
+    for point in grid_for(name, grid):
+        p = {k: (fixed[k] if fixed.get(k) is not None else v) for k, v in point.items()}
+        if p not in out:
+            out.append(p)
+    return out
 
 
 def first_segment(scenario: Scenario) -> Scenario:
@@ -58,50 +101,106 @@ def first_segment(scenario: Scenario) -> Scenario:
     return replace(scenario, segments=scenario.segments[:1])
 
 
-def _cache_key(scenario: Scenario, name: str, grid: list[dict[str, float]]) -> str:
-    seg = scenario.segments[0]  # its name does not matter, only what it draws
-    return json.dumps([scenario.dataset, scenario.model, scenario.seed, seg.steps,
-                       seg.batch_size, repr(seg.shifts), scenario.metrics.window, name, grid],
-                      sort_keys=True)
+class Cache(Protocol):
+    def get(self, key: str) -> Any: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+
+class JsonCache:
+    """A JSON file of ``{key: value}``; each write re-reads the file and replaces it atomically.
+
+    >>> import tempfile
+    >>> c = JsonCache(tempfile.mkdtemp() + "/tuning.json"); c.put("k", {"x": 1}); c.get("k")
+    {'x': 1}
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def _read(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise OSError(f"tuning cache {self.path} is not readable JSON ({exc}); nothing was "
+                          "written to it; delete it or pass another --tuning-cache") from None
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> Any:
+        return self._read().get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        data = self._read()
+        data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def tuning_key(scenario: Scenario, name: str, grid: list[dict[str, float]],
+               data: tuple[torch.Tensor, torch.Tensor, Any], device: torch.device) -> str:
+    """What a tuning result depends on: the first segment's draws (not its name), the data's
+    bytes, the optimizer and grid, the device type and the library version."""
+    sc1 = first_segment(scenario)
+    seg = replace(sc1.segments[0], name="first")
+    canon = replace(sc1, name="", description="", source="", scale=1.0, segments=(seg,))
+    return digest({"scenario": canon, "data": data_fingerprint(data[0], data[1]),
+                   "optimizer": name, "grid": grid, "device": device.type,
+                   "library": library_version()})
 
 
 def tune_baseline(scenario: Scenario, name: str, *, grid: str | list[dict[str, float]] = "full",
                   data: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
                   device: torch.device | str | None = None,
-                  cache: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Grid-search baseline ``name`` on the first segment; returns ``{"best", "grid"}``.
+                  cache: str | Path | Cache | None = None,
+                  progress: bool = False) -> dict[str, Any]:
+    """Grid-search tuned optimizer ``name`` on the first segment; returns
+    ``{"best", "grid", "tuned_on_steps"}``.
 
-    ``grid`` is ``"full"``, ``"quick"`` or an explicit list of hyper-parameter dicts. With
-    ``cache`` (a JSON file), results are reused across scenarios sharing the same first segment.
+    ``grid`` is ``"full"``, ``"quick"`` or an explicit list of option dicts. ``cache`` (a
+    JSON file path or an object with ``get``/``put``) keeps every finished grid point.
     """
     from .run import StreamRun
 
-    if name not in BASELINES:
-        raise ValueError(f"only baselines are tuned; got {name!r}, allowed: {', '.join(BASELINES)}")
-    if isinstance(grid, str):
-        if grid not in GRIDS:
-            raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(GRIDS)}")
-        grid = GRIDS[grid][name]
-    key = _cache_key(scenario, name, grid)
-    store: dict[str, Any] = {}
-    if cache is not None and Path(cache).is_file():
-        store = json.loads(Path(cache).read_text())
-        if key in store:
-            logger.info("tuning of %s on %s's first segment: from cache", name, scenario.name)
-            return store[key]
+    points = grid_for(name, grid) if isinstance(grid, str) else list(grid)
+    if not points:
+        raise ValueError("the tuning grid is empty")
+    dev = resolve_device(device)
+    if data is None:
+        from autoopt_lab.data import load_arrays
+
+        data = load_arrays(scenario.dataset, train=True)
+    store: Cache | None = JsonCache(cache) if isinstance(cache, str | Path) else cache
+    key = tuning_key(scenario, name, points, data, dev)
+    if store is not None and (hit := store.get(key)) is not None:
+        logger.info("tuning of %s on %s's first segment: from cache", name, scenario.name)
+        return hit
     sc1 = first_segment(scenario)
     rows = []
-    for hp in grid:
-        run = StreamRun(sc1, name, hparams=hp, device=device, data=data)
-        run.run(progress=progress)
-        err = run.summary()["prequential_error"]
-        err = 1.0 if err is None else err
-        rows.append({"hparams": hp, "prequential_error": err})
-        logger.info("tune %s %s on %s[0]: prequential error %.4f", name, hp, scenario.name, err)
+    for hp in points:
+        point = digest([key, hp])
+        row = store.get(point) if store is not None else None
+        if row is None:
+            run = StreamRun(sc1, name, hparams=hp, device=dev, data=data)
+            try:
+                run.run(progress=progress)
+                s = run.summary()
+            finally:
+                run.close()
+            err = s["prequential_error"]
+            if err is None or "diverged" in s["health"]["flags"]:
+                err = 1.0
+            row = {"hparams": hp, "prequential_error": err, "health": s["health"]["status"]}
+            if store is not None:
+                store.put(point, row)
+        rows.append(row)
+        logger.info("tune %s %s on %s[0]: prequential error %.4f", name, hp, scenario.name,
+                    row["prequential_error"])
     best = min(rows, key=lambda r: r["prequential_error"])
     result = {"best": best["hparams"], "grid": rows, "tuned_on_steps": sc1.total_steps}
-    if cache is not None:
-        store[key] = result
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        Path(cache).write_text(json.dumps(store, indent=1))
+    if store is not None:
+        store.put(key, result)
     return result

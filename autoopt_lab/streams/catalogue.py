@@ -42,6 +42,10 @@ def list_catalogue() -> list[tuple[str, Scenario]]:
 def find_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
     """A catalogue scenario by name, or a scenario file by path."""
     p = Path(name_or_path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.glob("*.toml"))[:5]
+        hint = f" (it holds {', '.join(inside)}{', ...' if len(inside) == 5 else ''})" if inside else ""
+        raise IsADirectoryError(f"scenario {p} is a directory, not a scenario .toml file{hint}")
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise FileNotFoundError(f"scenario file {p} does not exist")

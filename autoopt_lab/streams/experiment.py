@@ -1,131 +1,212 @@
-"""Run several optimizers on one scenario and write the trace, summary and figures.
+"""Run several optimizers on one scenario over several seeds; write traces, summary, figures.
 
-``run_scenario`` is what ``autoopt-lab stream`` and the notebook call: baselines are first
-tuned on the scenario's first segment (see :mod:`autoopt_lab.streams.baselines`), then every
-optimizer runs the same stream (same seed, same batches). Outputs in ``out``:
+``run_scenario`` is what ``autoopt-lab stream`` and the notebook call. For every seed
+(stream order, model initialisation and shift draws follow it) and every optimizer entry
+(a registry name or spec string): a tuned optimizer given without ``lr`` is first tuned on
+that seed's first segment (:mod:`.baselines`); then it runs the whole stream. Outputs in
+``out`` (claimed first: :mod:`.outdir` refuses a folder holding another run's results):
 
-* ``trace.parquet`` — one row per optimizer and step (long format, column ``optimizer``);
-* ``summary.json`` — per optimizer the per-shift report, the tuned hyper-parameters and the
-  harness cost;
-* ``<optimizer>.png`` per optimizer and ``comparison.png``.
+* ``runs/<optimizer>-seed<s>.{json,parquet}`` per run (reused by a rerun of the same call),
+  and ``.ckpt`` with ``checkpoint_every`` (a rerun resumes; another configuration is refused);
+* ``trace.parquet`` — every run's steps (long format, columns ``optimizer`` and ``seed``);
+* ``summary.json`` — per optimizer: mean and 95% interval over seeds of the prequential
+  error, per-shift recovery time and detection delay, health flags, tuned options, and each
+  seed's own report (:mod:`.aggregate`);
+* ``<optimizer>.png`` per optimizer and ``comparison.png`` (bands over seeds).
 
 >>> trace, summary = run_scenario(find_scenario("fmnist-batch-size").scaled(0.1),
-...                               ["autosgd", "sgd"], out="results/demo")  # doctest: +SKIP
+...                               "autosgd,sgd", seeds=[0, 1], out="results/demo")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .baselines import tune_baseline
-from .optimizers import BASELINES, OPTIMIZERS
+from autoopt_lab.devices import resolve_device
+from autoopt_lab.optim import registry
+
+from .aggregate import aggregate_seeds
+from .baselines import Cache, JsonCache, tune_baseline, tuning_grid
+from .checks import DEFAULT_MAX_STEPS, check_size
+from .identity import canonical, data_fingerprint, differences, library_version, scenario_hash
+from .outdir import claim_output, record_files
 from .plot import plot_comparison, plot_run
 from .run import StreamRun
 from .scenario import Scenario
+from .selection import Entry, apply_shared_options, entry_key, file_slug, parse_optimizers
 
-__all__ = ["parse_optimizers", "run_scenario"]
+__all__ = ["needs_tuning", "parse_optimizers", "run_one", "run_scenario"]
 
 logger = logging.getLogger(__name__)
 
 
-def parse_optimizers(text: str | Sequence[str]) -> list[str]:
-    """``"autosgd,sgd"`` -> ``["autosgd", "sgd"]``, validated.
-
-    >>> parse_optimizers("autosgd, SGD")
-    ['autosgd', 'sgd']
-    """
-    names = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text)]
-    names = [n for n in names if n]
-    bad = [n for n in names if n not in OPTIMIZERS]
-    if bad or not names:
-        raise ValueError(f"unknown optimizer(s) {bad or names}; allowed: {', '.join(OPTIMIZERS)}")
-    return list(dict.fromkeys(names))
+def needs_tuning(name: str, options: Mapping[str, Any]) -> bool:
+    """True for a tuned optimizer whose required options (``lr``) were not given."""
+    spec = registry.get(name)
+    return spec.family == "tuned" and any(options.get(k) is None for k in spec.required)
 
 
-def _run_one(scenario: Scenario, name: str, hparams: dict[str, Any], *, data: Any, device: Any,
-             out: Path | None, checkpoint_every: int | None, progress: bool) -> StreamRun:
-    ckpt = out / f"{name}.ckpt" if (out is not None and checkpoint_every) else None
-    if ckpt is not None and ckpt.is_file():
-        run = StreamRun.from_checkpoint(ckpt, device=device, data=data)
-        logger.info("%s: resumed from %s at step %d", name, ckpt, run.position)
-    else:
-        run = StreamRun(scenario, name, hparams=hparams, device=device, data=data)
-    while not run.done:
-        n = checkpoint_every or run.total_steps
-        run.run(n, progress=progress)
+def _json(obj: Any) -> str:
+    return json.dumps(canonical(obj), indent=1)
+
+
+def run_one(scenario: Scenario, name: str, options: dict[str, Any], *, data: Any,
+            device: torch.device, files: Path | None = None,
+            checkpoint_every: int | None = None, fresh: bool = False, progress: bool = True,
+            max_steps: int = DEFAULT_MAX_STEPS, max_batch: int | None = None,
+            ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One run (``files`` = path stem for its results, reused when they match)."""
+    run = StreamRun(scenario, name, hparams=options, device=device, data=data,
+                    max_steps=max_steps, max_batch=max_batch)
+    try:
+        done = files.with_suffix(".json") if files is not None else None
+        if done is not None and done.is_file():
+            saved = json.loads(done.read_text())
+            diffs = differences(saved.get("identity", {}), run.identity)
+            if not diffs and files.with_suffix(".parquet").is_file():
+                logger.info("%s/%s seed %d: finished before, reused", scenario.name, run.label,
+                            scenario.seed)
+                return pd.read_parquet(files.with_suffix(".parquet")), saved["summary"]
+            if diffs and not fresh:
+                from .outdir import OutputExistsError
+
+                raise OutputExistsError(f"{done} holds another run ({'; '.join(diffs)}); "
+                                        "pass --fresh or write to another --out")
+        ckpt = (files.with_suffix(".ckpt") if files is not None and checkpoint_every else None)
         if ckpt is not None:
-            run.save_checkpoint(ckpt)
-    return run
+            run.resume(ckpt, fresh=fresh)
+        while not run.done:
+            run.run(checkpoint_every or run.total_steps, progress=progress)
+            if ckpt is not None:
+                run.save_checkpoint(ckpt)
+        trace, summary = run.trace(), run.summary()
+    finally:
+        run.close()
+    if files is not None:
+        trace.to_parquet(files.with_suffix(".parquet"), index=False)
+        tmp = files.with_suffix(".json.tmp")
+        tmp.write_text(_json({"identity": run.identity, "summary": summary}))
+        tmp.replace(files.with_suffix(".json"))
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
+    return trace, summary
 
 
-def run_scenario(scenario: Scenario, optimizers: Sequence[str], *,
+def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
                  out: str | Path | None = None, device: torch.device | str | None = None,
                  data: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
-                 grid: str = "full", tuning_cache: str | Path | None = None,
-                 baseline_hparams: dict[str, dict[str, float]] | None = None,
-                 auto_hparams: dict[str, Any] | None = None,
-                 checkpoint_every: int | None = None,
-                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Run ``optimizers`` on ``scenario``; returns ``(trace, summary)`` and writes them to ``out``.
+                 seeds: Sequence[int] | None = None, grid: str = "full",
+                 tuning_cache: str | Path | Cache | None = None,
+                 baseline_hparams: Mapping[str, Mapping[str, float]] | None = None,
+                 auto_hparams: str | Mapping[str, Any] | None = None,
+                 checkpoint_every: int | None = None, fresh: bool = False,
+                 progress: bool = True, max_steps: int = DEFAULT_MAX_STEPS,
+                 max_batch: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run ``optimizers`` on ``scenario`` for each seed; returns ``(trace, summary)`` and writes
+    them to ``out``.
 
-    Baselines use ``baseline_hparams[name]`` when given, else are tuned on the first segment
-    with ``grid``. ``auto_hparams`` are keyword options for every Auto optimizer (``ewma``,
-    ``gamma0``, ...). With ``checkpoint_every`` each run saves ``<out>/<name>.ckpt`` that often
-    and a rerun resumes from it.
+    ``optimizers`` is a spec list (``"autosgd,autoadam:eps=1e-3,sgd"``) or a list of spec
+    strings / ``(name, options)``. ``seeds`` default to the scenario's own. Tuned optimizers
+    without ``lr`` use ``baseline_hparams[name]`` when given, else are tuned on each seed's
+    first segment with ``grid``. ``auto_hparams`` go to the Auto optimizers that take each
+    key (see :func:`~autoopt_lab.streams.selection.apply_shared_options`). With
+    ``checkpoint_every`` (>= 1) each run checkpoints that often and a rerun resumes.
+    ``fresh`` replaces results of another configuration found in ``out``.
     """
-    optimizers = parse_optimizers(optimizers)
+    entries = apply_shared_options(parse_optimizers(optimizers), auto_hparams or {})
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    seeds = [scenario.seed] if seeds is None else sorted({int(s) for s in seeds})
+    if not seeds:
+        raise ValueError("no seeds given")
+    dev = resolve_device(device)
+    check_size(scenario, max_steps=max_steps, max_batch=max_batch)
+    for name, _ in entries:
+        spec = registry.get(name)
+        if not spec.available:
+            raise registry.MissingPackageError(
+                f"optimizer {name!r} needs the package {spec.package!r}: pip install "
+                f"'{spec.package}' (or: pip install 'autoopt-lab[peers]')")
     if data is None:
         from autoopt_lab.data import load_arrays
 
         data = load_arrays(scenario.dataset, train=True)
+    check_size(scenario, max_steps=max_steps, data_size=int(data[0].shape[0]),
+               max_batch=max_batch)
+    keys = [entry_key(n, o) for n, o in entries]
     outp = Path(out) if out is not None else None
+    runs_dir = None
     if outp is not None:
-        outp.mkdir(parents=True, exist_ok=True)
+        claim_output(outp, {
+            "library": library_version(), "scenario": scenario_hash(scenario.reseeded(0)),
+            "steps_scale": scenario.scale, "seeds": seeds, "optimizers": keys,
+            "grid": grid, "baseline_hparams": baseline_hparams or {},
+            "data": data_fingerprint(data[0], data[1]), "device": dev.type,
+        }, fresh=fresh)
+        runs_dir = outp / "runs"
+        runs_dir.mkdir(exist_ok=True)
         if tuning_cache is None:
             tuning_cache = outp / "tuning.json"
-    traces, summary = [], {"scenario": scenario.name, "source": scenario.source,
-                           "description": scenario.description,
-                           "total_steps": scenario.total_steps,
-                           "data": getattr(data[2], "to_dict", lambda: {})(),
-                           "optimizers": {}}
-    for name in optimizers:
-        tuning = None
-        hp: dict[str, Any] = {}
-        if name not in BASELINES:
-            hp = dict(auto_hparams or {})
-        else:
-            if baseline_hparams and name in baseline_hparams:
-                hp = dict(baseline_hparams[name])
-            else:
-                tuning = tune_baseline(scenario, name, grid=grid, data=data, device=device,
-                                       cache=tuning_cache)
-                hp = dict(tuning["best"])
-        run = _run_one(scenario, name, hp, data=data, device=device, out=outp,
-                       checkpoint_every=checkpoint_every, progress=progress)
-        trace = run.trace()
-        if name in BASELINES:
-            trace["hp_lr"] = hp["lr"]
-            trace["hp_momentum"] = hp.get("momentum", float("nan"))
-        s = run.summary()
-        if tuning is not None:
-            s["tuning"] = tuning
-        summary["optimizers"][name] = s
-        traces.append(trace)
-        if outp is not None:
-            plot_run(trace, scenario, path=outp / f"{name}.png", hparams=hp or None)
-        run.close()
-        logger.info("%s on %s: prequential error %.4f, harness/train %.3f", name, scenario.name,
-                    s["prequential_error"] or float("nan"), s["timing"]["harness_over_train"])
+    cache = JsonCache(tuning_cache) if isinstance(tuning_cache, str | Path) else tuning_cache
+    summary: dict[str, Any] = {
+        "scenario": scenario.name, "source": scenario.source,
+        "description": scenario.description, "total_steps": scenario.total_steps,
+        "steps_scale": scenario.scale, "seeds": seeds,
+        "data": getattr(data[2], "to_dict", lambda: {})(), "optimizers": {},
+    }
+    traces: list[pd.DataFrame] = []
+    per_key: dict[str, dict[int, dict[str, Any]]] = {k: {} for k in keys}
+    tuned: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    for seed in seeds:
+        sc = scenario.reseeded(seed)
+        for key, (name, opts) in zip(keys, entries, strict=True):
+            options = dict(opts)
+            if needs_tuning(name, options):
+                if baseline_hparams and name in baseline_hparams:
+                    options.update(baseline_hparams[name])
+                else:
+                    res = tune_baseline(sc, name, grid=tuning_grid(name, grid, options),
+                                        data=data, device=dev, cache=cache, progress=progress)
+                    options.update({**res["best"], **opts})
+                    tuned[key][str(seed)] = res
+            files = runs_dir / f"{file_slug(key)}-seed{seed}" if runs_dir is not None else None
+            trace, s = run_one(sc, name, options, data=data, device=dev, files=files,
+                               checkpoint_every=checkpoint_every, fresh=fresh,
+                               progress=progress, max_steps=max_steps, max_batch=max_batch)
+            trace["optimizer"] = key
+            trace.insert(1, "seed", seed)
+            traces.append(trace)
+            per_key[key][seed] = s
+            logger.info("%s seed %d %s: prequential error %s, %s", scenario.name, seed, key,
+                        s["prequential_error"], s["health"]["status"])
+    for key, (name, _) in zip(keys, entries, strict=True):
+        spec = registry.get(name)
+        first = per_key[key][seeds[0]]
+        entry = {"optimizer": name, "label": first["label"], "family": spec.family,
+                 "hparams": first["hparams"], **aggregate_seeds(per_key[key]),
+                 "runs": {str(s): r for s, r in per_key[key].items()}}
+        if tuned[key]:
+            entry["tuning"] = tuned[key]
+            entry["hparams_by_seed"] = {s: r["best"] for s, r in tuned[key].items()}
+        summary["optimizers"][key] = entry
     full = pd.concat(traces, ignore_index=True)
     if outp is not None:
         full.to_parquet(outp / "trace.parquet", index=False)
-        (outp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-        plot_comparison(full, scenario, path=outp / "comparison.png")
+        (outp / "summary.json").write_text(_json(summary))
+        pngs = []
+        for key in keys:
+            png = f"{file_slug(key)}.png"
+            one = full[(full["optimizer"] == key) & (full["seed"] == seeds[0])]
+            plot_run(one, scenario.reseeded(seeds[0]), path=outp / png,
+                     health=per_key[key][seeds[0]]["health"])
+            pngs.append(png)
+        plot_comparison(full, scenario, path=outp / "comparison.png", summary=summary)
+        record_files(outp, pngs)
     return full, summary

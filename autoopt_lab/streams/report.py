@@ -13,6 +13,10 @@ Definitions (also in ``streams/README.md``):
 * **prequential error** of a segment — the fraction of its samples misclassified by the model
   *before* it trained on them.
 * **false alarms** — detections in the first segment after the warm-up.
+* **status** of a shift — ``recovered``, ``no drop``, ``not recovered``, or, with the recovery
+  time withheld (``None``), why it cannot be read (:mod:`.health`): ``diverged``,
+  ``skipped steps`` (in the segment), or ``at chance before`` (the previous segment ended at
+  chance: the model had nothing to lose at the shift).
 
 >>> import pandas as pd
 >>> from autoopt_lab.streams.scenario import parse_scenario
@@ -25,6 +29,8 @@ Definitions (also in ``streams/README.md``):
 >>> r = shift_report(df, sc)
 >>> r["shifts"][0]["recovery_steps"], r["shifts"][0]["detection_delay"]["ADWIN"]
 (2, 1)
+>>> r["shifts"][0]["status"], r["health"]["status"]
+('recovered', 'ok')
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .health import run_health
 from .sampler import build_plan
 from .scenario import Scenario
 
@@ -69,9 +76,23 @@ def hparam_response(df: pd.DataFrame, start: int, end: int, kind: str,
     }
 
 
-def shift_report(df: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
-    """The per-segment and per-shift numbers of a trace (columns as written by ``StreamRun``)."""
+def _shift_status(recovery: int | None, flags: list[str]) -> str:
+    if flags:
+        return flags[0]
+    if recovery is None:
+        return "not recovered"
+    return "no drop" if recovery == 0 else "recovered"
+
+
+def shift_report(df: pd.DataFrame, scenario: Scenario,
+                 base_probs: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """The per-segment and per-shift numbers of a trace (columns as written by ``StreamRun``).
+
+    ``base_probs`` are the data set's class frequencies (uniform when omitted), for the
+    chance levels of :func:`~autoopt_lab.streams.health.run_health`.
+    """
     margin = scenario.metrics.margin
+    health = run_health(df, scenario, base_probs)
     det_cols = [c for c in df.columns if c.startswith("detect_")]
     steps = df["step"].to_numpy()
     roll = df["rolling_accuracy"].to_numpy(dtype=float)
@@ -107,6 +128,12 @@ def shift_report(df: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
                 back = ~below[first_below:]
                 recovery = (int(seg_steps[first_below + int(np.argmax(back))] - start)
                             if back.any() else None)
+            flags = [f for f in health["segments"][i]["flags"] if f != "at chance"]
+            if "at chance" in health["segments"][i - 1]["flags"]:
+                flags.append("at chance before")
+            status = _shift_status(recovery, flags)
+            if flags:
+                recovery = None
             delays = {}
             for c in det_cols:
                 hits = seg_steps[df[c].to_numpy()[sel].astype(bool)]
@@ -118,7 +145,9 @@ def shift_report(df: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
                 "pre_shift_accuracy": _none_if_nan(pre),
                 "min_rolling_accuracy": _none_if_nan(seg_roll.min()),
                 "recovery_steps": recovery,
-                "recovered": recovery is not None,
+                "recovered": status in ("recovered", "no drop"),
+                "status": status,
+                "flags": flags,
                 "detection_delay": delays,
                 "prequential_error": seg_info["prequential_error"],
                 "lr": hparam_response(df, start, end, "lr"),
@@ -140,4 +169,6 @@ def shift_report(df: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
         "segments": segments,
         "shifts": shifts,
         "false_alarms_first_segment": false_alarms,
+        "health": {k: v for k, v in health.items() if k != "segments"},
+        "segment_health": health["segments"],
     }

@@ -1,9 +1,14 @@
 """``StreamRun``: one optimizer on one scenario, prequential, step by step, resumable.
 
-Each step draws the batch, scores it with the current model (eval mode, ``no_grad``), feeds
-river (rolling accuracy, drift detectors on the normalised loss), then trains on it. The
-per-step records form the trace; Auto optimizers' per-tensor ``lr`` and ``momentum`` are kept
-as device tensors and moved to the host every ``hparam_every`` steps.
+Each step draws the batch, scores it with the current model (eval mode, ``no_grad``, and the
+weights the optimizer means for evaluation: Schedule-Free's averaged ones), feeds river
+(rolling accuracy, drift detectors on the normalised loss), then trains on it, passing the
+batch-loss closure to ``step()`` (measured-curvature Auto optimizers call it). Any optimizer
+of :mod:`autoopt_lab.optim.registry` runs, by name or spec string
+(``"autoadam:eps=1e-3"``). The per-step records form the trace; every optimizer's
+per-tensor ``lr`` and ``momentum`` (and an Auto optimizer's count of steps skipped on
+non-finite gradients) are kept as device tensors and moved to the host every
+``hparam_every`` steps.
 
 Driving it step by step (e.g. from a notebook's background thread):
 
@@ -14,6 +19,7 @@ Driving it step by step (e.g. from a notebook's background thread):
 >>> run.run(200, should_stop=stop_event.is_set)   # up to 200 more steps  # doctest: +SKIP
 >>> run.trace()               # pandas DataFrame, lr/... and momentum/... columns  # doctest: +SKIP
 >>> run.save_checkpoint("ckpt.pt"); run2 = StreamRun.from_checkpoint("ckpt.pt")  # doctest: +SKIP
+>>> fresh = StreamRun(scenario, "autosgd"); fresh.resume("ckpt.pt")  # refuses another config  # doctest: +SKIP
 >>> run.summary()             # per-shift report (detection delay, recovery, errors)  # doctest: +SKIP
 
 ``StreamRun`` is not thread-safe: drive one instance from one thread at a time.
@@ -22,7 +28,6 @@ Driving it step by step (e.g. from a notebook's background thread):
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,47 +40,57 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from autoopt_lab.devices import resolve_device
+from autoopt_lab.optim import registry
+
+from . import checkpoint as ckpt
+from .checks import DEFAULT_MAX_STEPS, check_model, check_size
+from .identity import data_fingerprint, library_version, model_fingerprint, scenario_hash
 from .monitor import DETECTORS, Monitor
-from .optimizers import AUTO_OPTIMIZERS, make_optimizer
 from .sampler import StreamSampler
 from .scenario import Scenario
 
-__all__ = ["StreamRun", "default_device"]
+__all__ = ["StreamRun"]
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_VERSION = 1
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+Data = tuple[torch.Tensor, torch.Tensor, Any]
 
 
 class StreamRun:
     """One prequential run of ``optimizer`` on ``scenario``.
 
-    ``data`` is ``(x, y, info)`` as from ``autoopt_lab.data.load_arrays`` (loaded from the
-    scenario's data set, train split, when omitted); ``model`` defaults to
-    ``build_model(scenario.model)`` initialised from the scenario seed. ``hparams`` are the
-    optimizer's options (baselines: ``lr``, SGD ``momentum``).
+    ``optimizer`` is a registry name or spec string; ``hparams`` overlay its options
+    (tuned baselines need ``lr``). ``data`` is ``(x, y, info)`` as from
+    ``autoopt_lab.data.load_arrays`` (the scenario's data set, train split, when omitted);
+    ``model`` defaults to ``build_model(scenario.model)`` initialised from the scenario seed.
+    ``device`` follows :func:`autoopt_lab.devices.resolve_device` (``None``: ``"auto"``).
+    Before any work the scenario is checked against ``max_steps`` and ``max_batch``
+    (default: the data set size) and the model is run once on the data's shape and checked
+    to return log-probabilities.
     """
 
     def __init__(self, scenario: Scenario, optimizer: str = "autosgd", *,
                  hparams: dict[str, Any] | None = None, device: torch.device | str | None = None,
-                 data: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
-                 model: nn.Module | None = None, hparam_every: int = 50) -> None:
+                 data: Data | None = None, model: nn.Module | None = None,
+                 hparam_every: int = 50, max_steps: int = DEFAULT_MAX_STEPS,
+                 max_batch: int | None = None) -> None:
         if hparam_every < 1:
             raise ValueError(f"hparam_every must be >= 1, got {hparam_every}")
+        name, from_text = (registry.parse_spec(optimizer) if ":" in str(optimizer)
+                           else (registry.get(optimizer).name, {}))
+        self.spec = registry.get(name)
+        self.hparams = {**from_text, **(hparams or {})}
+        self.options = self.spec.resolve(self.hparams)  # unknown or missing options: one error
         self.scenario = scenario
-        self.optimizer_name = optimizer
-        self.hparams = dict(hparams or {})
-        self.device = torch.device(device) if device is not None else default_device()
+        self.optimizer_name = self.spec.name
+        self.device = resolve_device(device)
         if data is None:
             from autoopt_lab.data import load_arrays
 
             data = load_arrays(scenario.dataset, train=True)
         x, y, info = data
+        check_size(scenario, max_steps=max_steps, data_size=int(x.shape[0]), max_batch=max_batch)
         self.data_info = info
         self.sampler = StreamSampler(scenario, x, y, mean=tuple(info.mean), std=tuple(info.std),
                                      device=self.device)
@@ -84,26 +99,52 @@ class StreamRun:
             if model is None:
                 from autoopt_lab.models import build_model
 
-                model = build_model(scenario.model, in_channels=int(x.shape[1]),
-                                    num_classes=scenario.num_classes)
+                try:
+                    model = build_model(scenario.model, in_channels=int(x.shape[1]),
+                                        num_classes=scenario.num_classes)
+                except ValueError as exc:
+                    raise ValueError(f"{scenario.source}: field 'model': {exc}") from None
             self._cpu_rng = torch.get_rng_state()
             self._cuda_rng = (torch.cuda.get_rng_state(self.device)
                               if self.device.type == "cuda" else None)
-        self.model = model.to(self.device)
-        self.opt, self._handle = make_optimizer(optimizer, self.model, self.hparams)
+        self.model = check_model(scenario, model=model, data=data, device=self.device)
+        self.identity: dict[str, Any] = {
+            "library": library_version(),
+            "scenario": scenario_hash(scenario),
+            "steps_scale": scenario.scale,
+            "seed": scenario.seed,
+            "optimizer": self.spec.name,
+            "options": self.options,
+            "data": data_fingerprint(x, y),
+            "model": model_fingerprint(self.model),
+            "device": self.device.type,
+        }
+        self.bound = registry.build(self.spec.name, self.model, **self.hparams)
         self.monitor = Monitor(window=scenario.metrics.window, warmup=scenario.metrics.warmup,
                                seed=scenario.seed)
         self.hparam_every = hparam_every
         self.records: list[dict[str, Any]] = []
         self.hp_names: list[str] | None = None
         self._hp_host: list[np.ndarray] = []
+        self._skips_host: list[np.ndarray] = []
         self._hp_pending: list[torch.Tensor] = []
+        self._skips_pending: list[torch.Tensor] = []
         self.timing = {"data": 0.0, "eval": 0.0, "train": 0.0, "monitor": 0.0}
 
     # -- bookkeeping ------------------------------------------------------------------------
     @property
+    def opt(self) -> torch.optim.Optimizer:
+        """The underlying ``torch.optim`` optimizer (``self.bound`` is the registry's wrapper)."""
+        return self.bound.optimizer
+
+    @property
     def is_auto(self) -> bool:
-        return self.optimizer_name in AUTO_OPTIMIZERS
+        return self.spec.is_auto
+
+    @property
+    def label(self) -> str:
+        """Display name with non-default options, e.g. ``AutoAdam(eps=0.001)``."""
+        return self.bound.label
 
     @property
     def position(self) -> int:
@@ -126,17 +167,20 @@ class StreamRun:
 
     def close(self) -> None:
         """Remove the per-sample statistics hooks from the model (Auto optimizers)."""
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self.bound.close()
+
+    def _skip_counter(self) -> torch.Tensor | None:
+        counts = [s["nonfinite_skips"] for s in self.opt.state.values()
+                  if isinstance(s, dict) and "nonfinite_skips" in s]
+        return torch.stack([c.to(torch.int64) for c in counts]).max() if counts else None
 
     # -- one step ---------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """One prequential step: draw, score (no_grad), update river, train. Returns the record.
 
         The record holds the step, segment, batch size, batch loss and accuracy (before
-        training), rolling accuracy, normalised loss, shift markers and detections. Auto
-        optimizers' lr/momentum reach the trace at the next flush (:meth:`trace`).
+        training), rolling accuracy, normalised loss, shift markers and detections. The
+        optimizer's lr/momentum reach the trace at the next flush (:meth:`trace`).
         """
         if self.done:
             raise StopIteration(f"stream {self.scenario.name!r} finished after "
@@ -145,26 +189,29 @@ class StreamRun:
         t0 = time.perf_counter()
         xb, yb = self.sampler.next_batch()
         t1 = time.perf_counter()
+        model, bound = self.model, self.bound
         with torch.random.fork_rng(devices=self._rng_devices()):
             torch.set_rng_state(self._cpu_rng)
             if self._cuda_rng is not None:
                 torch.cuda.set_rng_state(self._cuda_rng, self.device)
-            self.model.eval()
-            with torch.no_grad():
-                out = self.model(xb)
+            model.eval()
+            with bound.evaluating(), torch.no_grad():
+                out = model(xb)
                 loss = F.nll_loss(out, yb)
                 pred = out.argmax(1)
                 host = torch.cat([loss.view(1), pred.float(), yb.float()]).cpu().numpy()
             t2 = time.perf_counter()
-            self.model.train()
-            self.opt.zero_grad(set_to_none=True)
-            F.nll_loss(self.model(xb), yb).backward()
-            self.opt.step()
-            if self.is_auto:
-                hp = self.opt.hparam_tensors()
-                if self.hp_names is None:
-                    self.hp_names = list(hp)
-                self._hp_pending.append(torch.stack([hp[n].detach().float() for n in self.hp_names]))
+            model.train()
+            bound.zero_grad()
+            F.nll_loss(model(xb), yb).backward()
+            bound.step(lambda: F.nll_loss(model(xb), yb))
+            hp = bound.hparams()
+            if self.hp_names is None:
+                self.hp_names = list(hp)
+            self._hp_pending.append(torch.stack([hp[n].detach().float() for n in self.hp_names]))
+            skips = self._skip_counter()
+            self._skips_pending.append(skips if skips is not None
+                                       else torch.zeros((), dtype=torch.int64))
             self._cpu_rng = torch.get_rng_state()
             if self._cuda_rng is not None:
                 self._cuda_rng = torch.cuda.get_rng_state(self.device)
@@ -217,10 +264,13 @@ class StreamRun:
     def _flush(self) -> None:
         if self._hp_pending:
             self._hp_host.append(torch.stack(self._hp_pending).cpu().numpy())
+            self._skips_host.append(torch.stack([s.to(self._skips_pending[0].device)
+                                                 for s in self._skips_pending]).cpu().numpy())
             self._hp_pending = []
+            self._skips_pending = []
 
     def latest_hparams(self) -> dict[str, dict[str, float]]:
-        """The most recent step's ``{tensor: {"lr", "momentum"}}`` (one host sync; Auto only)."""
+        """The most recent step's ``{tensor: {"lr", "momentum"}}`` (one host sync)."""
         self._flush()
         if not self._hp_host:
             return {}
@@ -229,12 +279,17 @@ class StreamRun:
                 for i, n in enumerate(self.hp_names or [])}
 
     def trace(self) -> pd.DataFrame:
-        """The per-step trace as a DataFrame (flushes pending lr/momentum to the host)."""
+        """The per-step trace as a DataFrame (flushes pending lr/momentum to the host).
+
+        Columns: the step records, ``nonfinite_skips`` (cumulative steps an Auto optimizer
+        skipped on non-finite gradients; 0 for others), ``lr/<tensor>`` and
+        ``momentum/<tensor>`` for every parameter tensor.
+        """
         self._flush()
         df = pd.DataFrame.from_records(self.records)
         if self.hp_names and self._hp_host:
             hp = np.concatenate(self._hp_host)  # (steps, tensors, 2)
-            cols = {}
+            cols: dict[str, Any] = {"nonfinite_skips": np.concatenate(self._skips_host)}
             for i, name in enumerate(self.hp_names):
                 cols[f"lr/{name}"] = hp[:, i, 0]
                 cols[f"momentum/{name}"] = hp[:, i, 1]
@@ -249,66 +304,64 @@ class StreamRun:
         return t
 
     def summary(self) -> dict[str, Any]:
-        """The per-shift report of the trace so far (see :func:`shift_report`)."""
+        """The per-shift report of the trace so far (see :func:`shift_report`), with the run's
+        health flags, optimizer, options and identity."""
         from .report import shift_report
 
-        out = shift_report(self.trace(), self.scenario)
+        base = tuple(float(v) for v in self.sampler.base_probs.tolist())
+        out = shift_report(self.trace(), self.scenario, base)
         out["optimizer"] = self.optimizer_name
+        out["label"] = self.label
+        out["family"] = self.spec.family
+        out["seed"] = self.scenario.seed
         out["hparams"] = self.hparams
+        out["identity"] = self.identity
         out["timing"] = self.harness_cost()
         return out
 
     # -- checkpoint / resume ----------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Save model, optimizer, stream position, RNG and river state, and the trace so far."""
-        self._flush()
+        """Save model, optimizer, stream position, RNG and river state, the trace so far and
+        the run's identity (atomically)."""
+        return ckpt.save_checkpoint(self, path)
+
+    def resume(self, path: str | Path, *, fresh: bool = False) -> bool:
+        """Continue from checkpoint ``path`` if it exists; returns True when it was loaded.
+
+        A checkpoint of another configuration raises
+        :class:`~autoopt_lab.streams.checkpoint.CheckpointMismatchError` naming the
+        difference, and a damaged one :class:`~autoopt_lab.streams.checkpoint.CheckpointError`;
+        with ``fresh=True`` either is deleted and the run starts from step 0.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "version": _CHECKPOINT_VERSION,
-            "scenario": self.scenario,
-            "optimizer": self.optimizer_name,
-            "hparams": self.hparams,
-            "hparam_every": self.hparam_every,
-            "model": self.model.state_dict(),
-            "opt": self.opt.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "cpu_rng": self._cpu_rng,
-            "cuda_rng": self._cuda_rng,
-            "monitor": pickle.dumps(self.monitor),
-            "records": self.records,
-            "hp_names": self.hp_names,
-            "hp_host": self._hp_host,
-            "timing": self.timing,
-        }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
-        return path
+        if not path.exists():
+            return False
+        try:
+            state = ckpt.read_checkpoint(path)
+            ckpt.check_identity(path, state, self)
+        except (ckpt.CheckpointError, ckpt.CheckpointMismatchError) as exc:
+            if not fresh:
+                raise
+            logger.warning("%s; starting afresh as asked", exc)
+            path.unlink()
+            return False
+        ckpt.restore_checkpoint(self, state, path)
+        logger.info("%s/%s: resumed from %s at step %d", self.scenario.name, self.label, path,
+                    self.position)
+        return True
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: torch.device | str | None = None,
-                        data: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
-                        model: nn.Module | None = None) -> StreamRun:
+                        data: Data | None = None, model: nn.Module | None = None) -> StreamRun:
         """Rebuild a run from :meth:`save_checkpoint`; it continues to an identical trace.
 
-        The file is unpickled (``weights_only=False``): load only checkpoints you wrote.
+        ``data`` and ``model`` must be what the run used (the data's bytes and the model's
+        architecture are checked). The file is unpickled (``weights_only=False``): load only
+        checkpoints you wrote.
         """
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("version") != _CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {state.get('version')!r}, "
-                             f"expected {_CHECKPOINT_VERSION}")
+        state = ckpt.read_checkpoint(path)
         run = cls(state["scenario"], state["optimizer"], hparams=state["hparams"],
-                  device=device, data=data, model=model, hparam_every=state["hparam_every"])
-        run.model.load_state_dict(state["model"])
-        run.opt.load_state_dict(state["opt"])
-        run.sampler.load_state_dict(state["sampler"])
-        run._cpu_rng = state["cpu_rng"]
-        if run._cuda_rng is not None and state["cuda_rng"] is not None:
-            run._cuda_rng = state["cuda_rng"]
-        run.monitor = pickle.loads(state["monitor"])
-        run.records = list(state["records"])
-        run.hp_names = state["hp_names"]
-        run._hp_host = list(state["hp_host"])
-        run.timing = dict(state["timing"])
+                  device=device, data=data, model=model, hparam_every=state["hparam_every"],
+                  max_steps=max(DEFAULT_MAX_STEPS, state["scenario"].total_steps))
+        ckpt.restore_checkpoint(run, state, path)
         return run

@@ -23,16 +23,19 @@ mixed per sample with ``torch.where`` (no host sync). Same seed, same batches.
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 
 from .scenario import Scenario
 from .shifts import Condition, condition_from_shifts, interpolate
 
-__all__ = ["StepPlan", "StreamSampler", "build_plan", "sigmoid_fraction"]
+__all__ = ["StepPlan", "StreamPlan", "StreamSampler", "build_plan", "sigmoid_fraction"]
 
 
 def sigmoid_fraction(t: int, start: int, width: int) -> float:
@@ -64,38 +67,82 @@ class StepPlan:
     in_transition: bool
 
 
-def build_plan(scenario: Scenario, base_probs: tuple[float, ...] | None = None) -> list[StepPlan]:
-    """The per-step schedule of a scenario (pure bookkeeping, no tensors).
+class StreamPlan(Sequence[StepPlan]):
+    """The per-step schedule of a scenario, computed on demand (pure bookkeeping, no tensors).
 
-    ``base_probs`` are the data set's own class frequencies, needed only when an incremental
-    transition moves between a prior shift and the unshifted data.
+    Indexing is O(log segments) and the plan holds O(segments) memory, so a scenario of
+    10^12 steps costs nothing until it runs. ``base_probs`` are the data set's own class
+    frequencies, needed only when an incremental transition moves between a prior shift and
+    the unshifted data.
     """
-    k = scenario.num_classes
-    conds: dict[str, Condition] = {}
-    plan: list[StepPlan] = []
-    t = 0
-    prev: Condition | None = None
-    for i, seg in enumerate(scenario.segments):
+
+    def __init__(self, scenario: Scenario, base_probs: tuple[float, ...] | None = None) -> None:
+        self.scenario = scenario
+        self.base_probs = base_probs
+        k = scenario.num_classes
+        conds: dict[str, Condition] = {}
+        self._starts: list[int] = []
+        self._conds: list[tuple[Condition, Condition]] = []  # (condition, previous condition)
+        t = 0
+        prev: Condition | None = None
+        for seg in scenario.segments:
+            tr = seg.transition
+            if tr.kind == "recurring":
+                cond = conds[tr.to]
+            else:
+                cond = condition_from_shifts(seg.shifts, k, run_seed=scenario.seed)
+            conds[seg.name] = cond
+            self._starts.append(t)
+            self._conds.append((cond, prev if prev is not None else cond))
+            t += seg.steps
+            prev = cond
+        self._total = t
+
+    def __len__(self) -> int:
+        return self._total
+
+    def _at(self, step: int) -> StepPlan:
+        i = bisect.bisect_right(self._starts, step) - 1
+        seg = self.scenario.segments[i]
+        t, j = self._starts[i], step - self._starts[i]
+        cond, old = self._conds[i]
         tr = seg.transition
-        if tr.kind == "recurring":
-            cond = conds[tr.to]
-        else:
-            cond = condition_from_shifts(seg.shifts, k)
-        conds[seg.name] = cond
-        for j in range(seg.steps):
-            new, old, p_new = cond, prev if prev is not None else cond, 1.0
-            in_tr = False
-            if tr.kind in ("gradual", "recurring") and tr.width > 0 and j < tr.width:
-                p_new, in_tr = sigmoid_fraction(t + j, t, tr.width), True
-            elif tr.kind == "incremental" and j < tr.width:
-                new = interpolate(old, cond, (j + 1) / tr.width, base_probs)
-                in_tr = True
-            plan.append(StepPlan(step=t + j, segment=i, batch_size=seg.batch_size, new=new,
-                                 old=old, p_new=p_new, boundary=(i > 0 and j == 0),
-                                 in_transition=in_tr))
-        t += seg.steps
-        prev = cond
-    return plan
+        new, p_new, in_tr = cond, 1.0, False
+        if tr.kind in ("gradual", "recurring") and tr.width > 0 and j < tr.width:
+            p_new, in_tr = sigmoid_fraction(step, t, tr.width), True
+        elif tr.kind == "incremental" and j < tr.width:
+            new = interpolate(old, cond, (j + 1) / tr.width, self.base_probs)
+            in_tr = True
+        return StepPlan(step=step, segment=i, batch_size=seg.batch_size, new=new, old=old,
+                        p_new=p_new, boundary=(i > 0 and j == 0), in_transition=in_tr)
+
+    @overload
+    def __getitem__(self, index: int) -> StepPlan: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StepPlan]: ...
+
+    def __getitem__(self, index: int | slice) -> StepPlan | list[StepPlan]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(self._total))]
+        i = operator.index(index)
+        if i < 0:
+            i += self._total
+        if not 0 <= i < self._total:
+            raise IndexError(f"step {index} outside the stream's {self._total} steps")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[StepPlan]:
+        return (self._at(i) for i in range(self._total))
+
+    def conditions(self) -> set[Condition]:
+        """Every segment's condition and the one before it (incremental steps lie between)."""
+        return {c for pair in self._conds for c in pair}
+
+
+def build_plan(scenario: Scenario, base_probs: tuple[float, ...] | None = None) -> StreamPlan:
+    """The per-step schedule of a scenario (a lazy :class:`StreamPlan`)."""
+    return StreamPlan(scenario, base_probs)
 
 
 class StreamSampler:
@@ -127,7 +174,7 @@ class StreamSampler:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.plan = build_plan(scenario, tuple(self.base_probs.tolist()))
-        for cond in {p.new for p in self.plan} | {p.old for p in self.plan}:
+        for cond in self.plan.conditions():
             probs = cond.class_probs(self.base_probs)
             missing = ((probs > 0) & (counts == 0)).nonzero().flatten().tolist()
             if missing:

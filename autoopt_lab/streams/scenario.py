@@ -144,6 +144,8 @@ class Scenario:
     description: str = ""
     metrics: MetricsConfig = MetricsConfig()
     source: str = "<string>"
+    scale: float = 1.0  # the product of every :meth:`scaled` factor applied to the file
+
 
     @property
     def num_classes(self) -> int:
@@ -170,8 +172,8 @@ class Scenario:
         >>> sc.scaled(0.25).total_steps
         25
         """
-        if not factor > 0:
-            raise ValueError(f"steps scale must be > 0, got {factor}")
+        if not (isinstance(factor, int | float) and math.isfinite(factor) and factor > 0):
+            raise ValueError(f"steps scale must be a finite number > 0, got {factor!r}")
 
         def sc(n: int) -> int:
             return max(1, round(n * factor)) if n > 0 else 0
@@ -182,7 +184,11 @@ class Scenario:
             width = min(sc(seg.transition.width), steps)
             segs.append(replace(seg, steps=steps, transition=replace(seg.transition, width=width)))
         metrics = replace(self.metrics, warmup=min(sc(self.metrics.warmup), segs[0].steps))
-        return replace(self, segments=tuple(segs), metrics=metrics)
+        return replace(self, segments=tuple(segs), metrics=metrics, scale=self.scale * factor)
+
+    def reseeded(self, seed: int) -> Scenario:
+        """The same scenario with another seed (stream order, model init, shift draws)."""
+        return self if seed == self.seed else replace(self, seed=int(seed))
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -151,8 +151,17 @@ def pixel_permutation(n: int, seed: int, device: torch.device | str = "cpu") -> 
     return _PERM_CACHE[key]
 
 
-def condition_from_shifts(shifts: tuple[Shift, ...] | list[Shift], num_classes: int) -> Condition:
+#: Run seeds move a permutation shift's seed by this stride, so every seed draws its own one.
+PERMUTATION_SEED_STRIDE = 1_000_003
+
+
+def condition_from_shifts(shifts: tuple[Shift, ...] | list[Shift], num_classes: int, *,
+                          run_seed: int = 0) -> Condition:
     """Build the condition of a segment from its (validated) shifts.
+
+    A permutation is drawn from its own ``seed`` and the run's seed
+    (``seed + run_seed * PERMUTATION_SEED_STRIDE``): seed 0 keeps the file's permutation,
+    and each further run seed draws another, so results over seeds cover several tasks.
 
     >>> from autoopt_lab.streams.scenario import Shift
     >>> c = condition_from_shifts([Shift("class_incremental", {"classes": [0, 1]})], 4)
@@ -163,7 +172,7 @@ def condition_from_shifts(shifts: tuple[Shift, ...] | list[Shift], num_classes: 
     for s in shifts:
         p = s.params
         if s.kind == "permutation":
-            c = replace(c, permutation_seed=int(p["seed"]))
+            c = replace(c, permutation_seed=int(p["seed"]) + run_seed * PERMUTATION_SEED_STRIDE)
         elif s.kind == "rotation":
             c = replace(c, rotation=float(p["degrees"]))
         elif s.kind == "noise":

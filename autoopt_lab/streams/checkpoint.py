@@ -1,0 +1,145 @@
+"""Stream checkpoints: the whole state of a :class:`~autoopt_lab.streams.run.StreamRun`, and
+what it belongs to.
+
+A checkpoint holds model, optimizer, stream position, RNG and river state and the trace so
+far, plus the run's identity (:mod:`.identity`: scenario content, steps scale, seed,
+optimizer and resolved options, data, model architecture, device type, library version).
+Resuming into a run whose identity differs is refused with the difference named
+(:class:`CheckpointMismatchError`), unless the caller asks to start afresh. A file that cannot
+be read is a :class:`CheckpointError` naming it; nothing is ever written to it on failure.
+Writes are atomic (a temporary file, then a rename).
+
+>>> import tempfile, pathlib
+>>> bad = pathlib.Path(tempfile.mkdtemp()) / "run.ckpt"; _ = bad.write_bytes(b"not torch")
+>>> read_checkpoint(bad)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+autoopt_lab.streams.checkpoint.CheckpointError: ... is not a readable stream checkpoint ...
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .identity import differences
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .run import StreamRun
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "read_checkpoint",
+    "restore_checkpoint",
+    "save_checkpoint",
+]
+
+#: Format version; 1 had no identity.
+CHECKPOINT_VERSION = 2
+
+
+class CheckpointError(OSError):
+    """A checkpoint file that cannot be read (damaged, truncated, or of another format)."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that belongs to another run configuration; the message names the difference."""
+
+    def __init__(self, path: Path, diffs: list[str]) -> None:
+        self.path, self.diffs = path, diffs
+        super().__init__(
+            f"checkpoint {path} belongs to another run ({'; '.join(diffs)}); nothing was "
+            "loaded. Rerun with --fresh (fresh=True) to discard it and start afresh, or "
+            "write to another --out")
+
+
+def save_checkpoint(run: StreamRun, path: str | Path) -> Path:
+    """Write ``run``'s state atomically to ``path``; returns the path."""
+    run._flush()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "identity": run.identity,
+        "scenario": run.scenario,
+        "optimizer": run.optimizer_name,
+        "hparams": run.hparams,
+        "hparam_every": run.hparam_every,
+        "model": run.model.state_dict(),
+        "opt": run.bound.state_dict(),
+        "sampler": run.sampler.state_dict(),
+        "cpu_rng": run._cpu_rng,
+        "cuda_rng": run._cuda_rng,
+        "monitor": pickle.dumps(run.monitor),
+        "records": run.records,
+        "hp_names": run.hp_names,
+        "hp_host": run._hp_host,
+        "skips_host": run._skips_host,
+        "timing": run.timing,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path
+
+
+_KEYS = {"identity", "scenario", "optimizer", "hparams", "model", "opt", "sampler", "cpu_rng",
+         "monitor", "records", "hp_host", "skips_host", "timing"}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The saved state, or :class:`CheckpointError` naming the file and how to recover."""
+    path = Path(path)
+    how = ("nothing was written to it; delete it, or rerun with --fresh (fresh=True) to "
+           "start this run afresh")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise CheckpointError(f"{path} is not a readable stream checkpoint "
+                              f"({type(exc).__name__}: {str(exc)[:120]}); {how}") from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        found = state.get("version") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a readable stream checkpoint (format {found!r}, "
+                              f"this library writes {CHECKPOINT_VERSION}); {how}")
+    missing = sorted(_KEYS - set(state))
+    if missing:
+        raise CheckpointError(f"{path} is not a readable stream checkpoint (it lacks "
+                              f"{', '.join(missing)}); {how}")
+    return state
+
+
+def check_identity(path: str | Path, state: dict[str, Any], run: StreamRun) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state`` belongs to ``run``."""
+    diffs = differences(state["identity"], run.identity)
+    if diffs:
+        raise CheckpointMismatchError(Path(path), diffs)
+
+
+def restore_checkpoint(run: StreamRun, state: dict[str, Any], path: str | Path) -> None:
+    """Load ``state`` into a freshly built ``run`` of the same identity."""
+    if run.position != 0 or run.records:
+        raise ValueError("a checkpoint can only be restored into a run that has not started")
+    check_identity(path, state, run)
+    try:
+        run.model.load_state_dict(state["model"])
+        run.bound.load_state_dict(state["opt"])
+        run.sampler.load_state_dict(state["sampler"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its model or optimizer state does not load "
+                              f"({str(exc)[:160]}); delete it or rerun with --fresh") from None
+    run._cpu_rng = state["cpu_rng"]
+    if run._cuda_rng is not None and state.get("cuda_rng") is not None:
+        run._cuda_rng = state["cuda_rng"]
+    run.monitor = pickle.loads(state["monitor"])
+    run.records = list(state["records"])
+    run.hp_names = state.get("hp_names")
+    run._hp_host = list(state["hp_host"])
+    run._skips_host = list(state["skips_host"])
+    run.timing = dict(state["timing"])

@@ -1,0 +1,115 @@
+"""An output folder that is never silently overwritten.
+
+:func:`claim_output` is called before any work. It checks that the folder can be written,
+then compares the identity of the call with the folder's manifest (``stream.json``): an
+empty folder is claimed; a folder holding the results of the *same* configuration is resumed
+(finished runs are reused, checkpoints continued); a folder holding anything else is refused
+with the difference named, unless ``fresh=True``, which deletes the files this harness wrote
+there (never anything else) and starts afresh.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> claim_output(d, {"seeds": [0]}), claim_output(d, {"seeds": [0]})
+('new', 'resume')
+>>> claim_output(d, {"seeds": [0, 1]})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+autoopt_lab.streams.outdir.OutputExistsError: ... holds the results of another run (seeds: [0] -> [0, 1]); ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .identity import canonical, differences
+
+__all__ = ["MANIFEST", "OutputExistsError", "claim_output", "ensure_writable", "record_files"]
+
+#: The manifest file of an output folder.
+MANIFEST = "stream.json"
+#: Files and folders the harness writes into an output folder (besides listed PNGs).
+_OWN = ("trace.parquet", "summary.json", "comparison.png", "runs")
+
+
+class OutputExistsError(ValueError):
+    """The output folder holds results of another configuration."""
+
+
+def ensure_writable(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and prove it writable (``OSError`` naming it otherwise)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--out {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"cannot write to output folder {path}: {exc.strerror or exc}; "
+                      "nothing was run") from None
+    return path
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "identity" in data else None
+
+
+def _write_manifest(out: Path, data: dict[str, Any]) -> None:
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(canonical(data), indent=1))
+    tmp.replace(out / MANIFEST)
+
+
+def _clear(out: Path, manifest: dict[str, Any] | None) -> None:
+    names = list(_OWN) + list((manifest or {}).get("files", []))
+    for name in names:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def claim_output(out: str | os.PathLike[str], identity: dict[str, Any], *,
+                 fresh: bool = False) -> str:
+    """Claim ``out`` for a call of this ``identity``; returns ``"new"`` or ``"resume"``."""
+    out = ensure_writable(out)
+    manifest_path = out / MANIFEST
+    old = _read_manifest(manifest_path) if manifest_path.exists() else None
+    if old is not None:
+        diffs = differences(old["identity"], identity)
+        if not diffs:
+            return "resume"
+        why = f"holds the results of another run ({'; '.join(diffs)})"
+    elif manifest_path.exists() or any((out / n).exists() for n in _OWN):
+        why = "holds stream results this version cannot match (no readable stream.json)"
+    else:
+        why = ""
+    if why:
+        if not fresh:
+            raise OutputExistsError(
+                f"output folder {out} {why}; nothing was changed. Write to another --out, "
+                "or pass --fresh (fresh=True) to delete those results and start afresh")
+        _clear(out, old)
+    _write_manifest(out, {"identity": identity, "files": []})
+    return "new"
+
+
+def record_files(out: str | os.PathLike[str], files: list[str]) -> None:
+    """Add ``files`` (names inside ``out``) to the manifest, so ``fresh`` can delete them."""
+    out = Path(out)
+    data = _read_manifest(out / MANIFEST)
+    if data is None:
+        return
+    data["files"] = sorted(set(data.get("files", [])) | set(files))
+    _write_manifest(out, data)
