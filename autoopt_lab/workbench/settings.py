@@ -80,6 +80,15 @@ class WorkbenchSettings:
     compare_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from autoopt_lab.data import canonical_name
+        from autoopt_lab.models import MODELS
+
+        self.dataset = canonical_name(self.dataset)  # "fmnist" -> "fashion-mnist"; else lists them
+        if self.model is not None and self.model not in MODELS:
+            raise ValueError(
+                f"model={self.model!r} is unknown; allowed: None (the data set's) or "
+                f"{', '.join(MODELS)}"
+            )
         self.optimizer, self.options = _split(self.optimizer, self.options, "optimizer")
         if self.compare is not None:
             self.compare, self.compare_options = _split(

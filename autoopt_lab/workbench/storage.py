@@ -141,8 +141,8 @@ def store_rows(
             "final_loss": _num(row.get("final loss")),
             "prequential_err_pct": _pct_err(row.get("prequential acc")),
             "final_err_pct": _pct_err(row.get("final acc")),
-            "diverged": "diverged" in flags,
-            "at_chance": "at chance level" in flags,
+            "diverged": any(f.startswith("diverged") for f in flags),
+            "at_chance": "at chance" in flags,
             "flags": flags,
         }
         if label in common.get("shift_report", {}):

@@ -154,14 +154,17 @@ def build_sources(settings: WorkbenchSettings) -> dict[str, StreamSource]:
     return sources
 
 
-def health_flags(health: dict[str, Any]) -> list[str]:
-    """The harness's run-level health flags, worded for a table: ``diverged at step N``,
-    ``N skipped steps``, ``at chance``.
+def health_flags(summary: dict[str, Any]) -> list[str]:
+    """A ``StreamRun.summary()``'s health flags, worded for a table: ``diverged at step N``,
+    ``N skipped steps``, ``at chance``, and ``at chance in <segment>`` for segments that never
+    beat guessing in a run that otherwise did.
 
-    >>> health_flags({"flags": ["diverged", "skipped steps"], "diverged_at": 40,
-    ...               "nonfinite_skips": 3})
-    ['diverged at step 40', '3 skipped steps']
+    >>> health_flags({"health": {"flags": ["diverged", "skipped steps"], "diverged_at": 40,
+    ...                          "nonfinite_skips": 3},
+    ...               "segment_health": [{"name": "rotated", "flags": ["at chance"]}]})
+    ['diverged at step 40', '3 skipped steps', 'at chance in rotated']
     """
+    health = summary.get("health", {})
     out = []
     for flag in health.get("flags", []):
         if flag == "diverged" and health.get("diverged_at") is not None:
@@ -171,6 +174,12 @@ def health_flags(health: dict[str, Any]) -> list[str]:
             out.append(f"{n} skipped step{'s' if n != 1 else ''}")
         else:
             out.append(str(flag))
+    if "at chance" not in health.get("flags", []):
+        out += [
+            f"at chance in {seg['name']}"
+            for seg in summary.get("segment_health", [])
+            if "at chance" in seg.get("flags", [])
+        ]
     return out
 
 
@@ -181,5 +190,5 @@ def lane_reports(sources: dict[str, Any]) -> dict[str, dict[str, Any]]:
         run = getattr(src, "run", None)
         if run is not None and getattr(run, "records", None):
             summary = run.summary()
-            out[label] = {**summary, "flags": health_flags(summary.get("health", {}))}
+            out[label] = {**summary, "flags": health_flags(summary)}
     return out
