@@ -62,7 +62,7 @@ def finish_run(
     if store_path is not None and runner.steps_done > 0:
         try:
             outcome.store_ids = _store(runner, settings, outcome, store_path, shift_report)
-            outcome.stored = True
+            outcome.stored = bool(outcome.store_ids)
         except Exception:
             log.exception("saving the run to the results store at %s failed", store_path)
     files["json"] = write_json(folder / FILES["json"], outcome_payload(settings, outcome))

@@ -3,7 +3,8 @@
 Each run gets a new folder under the output folder (``<date>-<time>-<optimizers>``, never
 reused) and its own store keys, so a later run, stopped or not, never overwrites an earlier
 one. Rows go through :class:`autoopt_lab.experiments.ResultsStore` with the run's state: a
-finished run is ``done``, a stopped one ``stopped``, a failed one ``failed``.
+finished run is ``done``, a stopped one ``stopped``, a failed one ``failed``; a store that
+cannot mark a state gets no row for that run (never a ``done`` one).
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
@@ -149,10 +150,20 @@ def store_rows(
             metrics["shift_report"] = common["shift_report"][label]
         lane_trace = trace[trace["lane"] == label].drop(columns="lane") if len(trace) else None
         run_id = f"workbench/{run_name}/{i}"
-        store.add_run(
-            config, metrics, lane_trace, run_id=run_id, status=status, sweep="workbench",
-            error=error,
-        )
+        try:
+            store.add_run(
+                config, metrics, lane_trace, run_id=run_id, status=status, sweep="workbench",
+                error=error,
+            )
+        except ValueError as exc:
+            if ids or status == "done" or "status" not in str(exc):
+                raise
+            # never record a run that did not finish as "done"
+            log.warning(
+                "the results store %s cannot mark a run %r (%s); run %s is kept in its "
+                "folder only", store_path, status, exc, run_name,
+            )
+            return []
         ids.append(run_id)
     log.info("run %s saved to the results store at %s as %s", run_name, store_path, status)
     return ids
