@@ -42,6 +42,9 @@ class AutoAdaGrad(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
+        curvature: str = "paper",
+        curvature_every: int = 10,
+        curvature_ewma: float = 0.5,
     ) -> None:
         defaults = dict(
             eps=eps,
@@ -51,5 +54,8 @@ class AutoAdaGrad(AutoOptimizer):
             weight_decay=weight_decay,
             solver=solver,
             max_lr=max_lr,
+            curvature=curvature,
+            curvature_every=curvature_every,
+            curvature_ewma=curvature_ewma,
         )
         super().__init__(params, defaults)

@@ -53,6 +53,9 @@ class AutoAdam(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
+        curvature: str = "paper",
+        curvature_every: int = 10,
+        curvature_ewma: float = 0.5,
     ) -> None:
         defaults = dict(
             betas=tuple(betas),
@@ -64,5 +67,8 @@ class AutoAdam(AutoOptimizer):
             weight_decay=weight_decay,
             solver=solver,
             max_lr=max_lr,
+            curvature=curvature,
+            curvature_every=curvature_every,
+            curvature_ewma=curvature_ewma,
         )
         super().__init__(params, defaults)

@@ -50,6 +50,9 @@ class AutoSGD(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
+        curvature: str = "paper",
+        curvature_every: int = 10,
+        curvature_ewma: float = 0.5,
     ) -> None:
         defaults = dict(
             ewma=ewma,
@@ -58,5 +61,8 @@ class AutoSGD(AutoOptimizer):
             weight_decay=weight_decay,
             solver=solver,
             max_lr=max_lr,
+            curvature=curvature,
+            curvature_every=curvature_every,
+            curvature_ewma=curvature_ewma,
         )
         super().__init__(params, defaults)

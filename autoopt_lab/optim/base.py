@@ -16,13 +16,22 @@ import torch
 from torch import Tensor
 
 from ..stats import record
+from . import curvature as C
 from . import gamma as G
+from .options import validate as _validate
 from .preconditioners import InverseHessian
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
-_EXACT_KEYS = ("gamma",)
+_EXACT_KEYS = ("gamma", "curvature")
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
-_BASE_KEYS = ("step", "gamma", "momentum_buffer", "nonfinite_skips")
+_BASE_KEYS = (
+    "step",
+    "gamma",
+    "momentum_buffer",
+    "nonfinite_skips",
+    "curvature",
+    "curvature_count",
+)
 
 
 def _flatten(tensors: list[Tensor]) -> Tensor:
@@ -93,11 +102,22 @@ class AutoOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One AutoOpt step (Algorithm 1) for every tensor that has a gradient."""
+        """One AutoOpt step (Algorithm 1) for every tensor that has a gradient.
+
+        ``closure`` returns the batch loss *without* calling ``backward()``; with
+        ``curvature="measured"`` it is called every ``curvature_every`` steps for one
+        Hessian-vector product (and it is required then). If no gradients were computed
+        before ``step()``, a torch-style closure (zero_grad, forward, backward, return the
+        loss) is called first to compute them, as ``torch.optim`` does.
+        """
         loss = None
-        if closure is not None:
+        if closure is not None and not self._has_statistics():
             with torch.enable_grad():
                 loss = closure()
+            self._closure_computed_grads = True
+        else:
+            self._closure_computed_grads = False
+        self._closure = closure
         entries = self._collect()
         if not entries:
             return loss
@@ -119,6 +139,20 @@ class AutoOptimizer(torch.optim.Optimizer):
         return loss
 
     # -- the step ---------------------------------------------------------------------------
+    def _has_statistics(self) -> bool:
+        return any(
+            record.peek(p) is not None for g in self.param_groups for p in g["params"]
+        )
+
+    def _probe_due(self) -> list[dict]:
+        """Param groups that measure curvature at this step (host-side clock, no sync)."""
+        return [
+            g
+            for g in self.param_groups
+            if g.get("curvature", "paper") == "measured"
+            and g.setdefault("curvature_clock", 0) % g["curvature_every"] == 0
+        ]
+
     def _collect(self) -> list[tuple[dict, Tensor, Any, record.SampleStats]]:
         entries = []
         for group in self.param_groups:
@@ -173,6 +207,11 @@ class AutoOptimizer(torch.optim.Optimizer):
                     )
                     state["momentum_buffer"] = torch.zeros_like(p)
                     state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=p.device)
+                    if group.get("curvature", "paper") == "measured":
+                        state["curvature"] = torch.ones((), dtype=torch.float64, device=p.device)
+                        state["curvature_count"] = torch.zeros(
+                            (), dtype=torch.int64, device=p.device
+                        )
                     state.update(type(self)._init_state(p))
                 states.append(state)
             seg, sizes = self._segments(params)
@@ -211,23 +250,85 @@ class AutoOptimizer(torch.optim.Optimizer):
             )
             work = (group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps)
             prepared.append((m, work, torch.isfinite(m).all()))
+        due = self._probe_due()
+        if due:
+            self._measure_curvature(prepared, due)
+        for group in self.param_groups:
+            if group.get("curvature", "paper") == "measured":
+                group["curvature_clock"] = group.get("curvature_clock", 0) + 1
         ok = prepared[0][2]
         for _, _, flag in prepared[1:]:
             ok = ok & flag.to(ok.device)
         for m, work, _ in prepared:
             self._apply(m, work, ok.to(m.device))
 
+    def _measure_curvature(self, prepared: list, due: list[dict]) -> None:
+        """One Hessian-vector product for every due tensor; update each tensor's ``c``.
+
+        The direction is the previous step's ``D p`` (``p`` the momentum buffer), which does
+        not depend on this batch, so this batch's Hessian is independent of it; the first
+        measurement, with no earlier step, uses this step's ``u1 = D g``.
+        """
+        closure = self._closure
+        if closure is None or self._closure_computed_grads:
+            why = (
+                "no closure was given"
+                if closure is None
+                else "the closure computed the gradients itself (it called backward())"
+            )
+            raise C.ClosureError(
+                f"curvature='measured' needs the batch loss for a Hessian-vector product every "
+                f"curvature_every steps, but {why}. After loss.backward(), call "
+                "opt.step(lambda: loss_fn(model(x), y)) (the closure must not call backward), "
+                "or construct the optimizer with curvature='paper'"
+            )
+        due_ids = {id(g) for g in due}
+        chosen = [(m, work) for m, work, _ in prepared if id(work[0]) in due_ids]
+        params, vectors, quads = [], [], []
+        for m, (group, ps, _, _, sizes, flat, prev, inv_h, *_) in chosen:
+            first = group["curvature_clock"] == 0
+            v = flat if first else prev  # g now, else the previous estimator p
+            u = v if inv_h is None else inv_h * v
+            vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
+            quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
+            params.extend(ps)
+        hv = C.hessian_vector_product(closure, params, vectors)
+        start = 0
+        for (_, (group, ps, states, seg, *_)), quad in zip(chosen, quads, strict=True):
+            u = _flatten(vectors[start : start + len(ps)])
+            hflat = _flatten(hv[start : start + len(ps)]).to(u.dtype)
+            start += len(ps)
+            if group["weight_decay"]:
+                hflat = hflat + group["weight_decay"] * u
+            share = torch.zeros(len(ps), dtype=torch.float64, device=u.device)
+            share.index_add_(0, seg, (u * hflat).to(torch.float64))
+            ratio = C.curvature_ratio(share, quad)
+            old = torch.stack([s["curvature"] for s in states])
+            count = torch.stack([s["curvature_count"] for s in states])
+            new, count = C.smooth_curvature(old, count, ratio, group["curvature_ewma"])
+            for k, s in enumerate(states):
+                s["curvature"].copy_(new[k])
+                s["curvature_count"].copy_(count[k])
+
     def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
         group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps = work
         momentum = (steps > 0) & bool(group["adapt_momentum"])
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
         solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
-        gamma_o = solve(m, momentum, max_lr=group["max_lr"])
+        measured = group.get("curvature", "paper") == "measured"
+        if measured:
+            # H-bar = c H-hat: the paper's problem in units of the measured Newton step
+            curv = torch.stack([s["curvature"] for s in states])
+            # lr = (Newton fraction) / c <= max_lr, and the fraction stays in [0, 1]
+            gamma_o = solve(m, momentum, max_lr=(curv * group["max_lr"]).clamp(max=1.0))
+        else:
+            gamma_o = solve(m, momentum, max_lr=group["max_lr"])
         gamma_prev = torch.stack([s["gamma"] for s in states])
         active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
-        gamma_e = torch.where(
+        gamma_state = torch.where(
             active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, group["ewma"]), gamma_prev
         )
+        gamma_e = C.scale_gamma(gamma_state, curv, group["max_lr"]) if measured else gamma_state
         # per tensor: ghat = c0 g + c1 prev (eq. 14); inactive tensors keep prev and do not move
         act = active.to(gamma_e.dtype)
         c0 = (1 - gamma_e[:, 0] - gamma_e[:, 1]) * act
@@ -249,7 +350,7 @@ class AutoOptimizer(torch.optim.Optimizer):
         new_steps = steps + active.to(steps.dtype)
         skipped = (~ok).to(torch.int64)
         for k, s in enumerate(states):
-            s["gamma"].copy_(gamma_e[k])
+            s["gamma"].copy_(gamma_state[k])
             s["step"].copy_(new_steps[k])
             s["nonfinite_skips"].add_(skipped)
 
@@ -269,6 +370,9 @@ class AutoOptimizer(torch.optim.Optimizer):
                     gam = state["gamma"]
                 else:
                     gam = torch.tensor([group["gamma0"], 0.0], dtype=torch.float64, device=p.device)
+                if state and "curvature" in state:
+                    curv = state["curvature"].reshape(1)
+                    gam = C.scale_gamma(gam.unsqueeze(0), curv, group["max_lr"])[0]
                 out[key] = G.to_hparams(gam)
         return out
 
@@ -303,46 +407,3 @@ class AutoOptimizer(torch.optim.Optimizer):
             if p is param:
                 return i
         raise KeyError("parameter not in this optimizer")
-
-
-def _validate(options: dict[str, Any]) -> None:
-    """Check option values; raise ValueError naming the option and what is allowed."""
-    checks = {
-        "ewma": lambda v: 0.0 <= v < 1.0,
-        "gamma0": lambda v: 0.0 <= v <= 1.0,
-        "weight_decay": lambda v: v >= 0.0,
-        "eps": lambda v: v > 0.0,
-        "max_lr": lambda v: 0.0 < v <= 1.0,
-    }
-    allowed = {
-        "ewma": "a float in [0, 1)",
-        "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
-        "weight_decay": "a float >= 0",
-        "eps": "a float > 0",
-        "max_lr": "a float in (0, 1] (1 = the paper's triangle)",
-    }
-    for key, ok in checks.items():
-        if key in options:
-            value = options[key]
-            if isinstance(value, Tensor) or not isinstance(value, (int, float)) or not ok(value):
-                raise ValueError(f"invalid {key}={value!r}: expected {allowed[key]}")
-    if "adapt_momentum" in options and not isinstance(options["adapt_momentum"], bool):
-        raise ValueError(f"invalid adapt_momentum={options['adapt_momentum']!r}: expected a bool")
-    if "betas" in options:
-        betas = options["betas"]
-        if (
-            not isinstance(betas, (tuple, list))
-            or len(betas) != 2
-            or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
-        ):
-            raise ValueError(f"invalid betas={betas!r}: expected two floats in [0, 1)")
-    if "solver" in options and options["solver"] not in ("triangle", "authors"):
-        raise ValueError(
-            f"invalid solver={options['solver']!r}: expected 'triangle' (minimise over the "
-            "feasible triangle) or 'authors' (the published code's fallback rule)"
-        )
-    if "bias_correction" in options and options["bias_correction"] not in ("step", "constant"):
-        raise ValueError(
-            f"invalid bias_correction={options['bias_correction']!r}: expected 'step' "
-            "(the paper's 1 - beta1^t) or 'constant' (the authors' code, 1 - beta1)"
-        )

@@ -102,21 +102,32 @@ def objective(m: Tensor, gamma: Tensor) -> Tensor:
     return -m[..., VAR] * (g1 + g2) + 0.5 * quad
 
 
-def argmin_unit(a: Tensor, c: Tensor, lo: float = 0.0, hi: float = 1.0) -> Tensor:
-    """Minimiser of ``1/2 a s^2 - c s`` over ``s in [lo, hi]`` for ``a >= 0`` (batched)."""
+def argmin_unit(
+    a: Tensor, c: Tensor, lo: float | Tensor = 0.0, hi: float | Tensor = 1.0
+) -> Tensor:
+    """Minimiser of ``1/2 a s^2 - c s`` over ``s in [lo, hi]`` for ``a >= 0`` (batched).
+
+    ``lo`` and ``hi`` are floats or tensors broadcastable to ``c``.
+    """
     ratio = c / torch.where(a > 0, a, torch.ones_like(a))
+    if isinstance(lo, Tensor) or isinstance(hi, Tensor):
+        lo_t = torch.as_tensor(lo, dtype=c.dtype, device=c.device).expand_as(c)
+        hi_t = torch.as_tensor(hi, dtype=c.dtype, device=c.device).expand_as(c)
+        linear = torch.where(c > 0, hi_t, lo_t)  # a == 0: the objective is linear in s
+        return torch.minimum(torch.maximum(torch.where(a > 0, ratio, linear), lo_t), hi_t)
     linear = torch.where(c > 0, hi, lo).to(c.dtype)  # a == 0: the objective is linear in s
     return torch.where(a > 0, ratio, linear).clamp(lo, hi)
 
 
 def solve_gamma(
-    m: Tensor, momentum: Tensor, *, max_lr: float = 1.0, rcond: float = 1e-10
+    m: Tensor, momentum: Tensor, *, max_lr: float | Tensor = 1.0, rcond: float = 1e-10
 ) -> Tensor:
     """The constrained minimiser of ``q`` over the triangle, ``(P, 4) -> (P, 2)``.
 
     ``momentum`` is a ``(P,)`` bool tensor: where False (the first step, or momentum
     adaptation switched off) only ``gamma1`` is solved for and ``gamma2 = 0``.
-    ``max_lr < 1`` shrinks the triangle to ``gamma1 >= 1 - max_lr`` (lr <= max_lr).
+    ``max_lr < 1`` shrinks the triangle to ``gamma1 >= 1 - max_lr`` (lr <= max_lr); a
+    ``(P,)`` tensor gives each tensor its own.
     Candidates: the interior solution ``A^-1 b`` when it is feasible and ``A`` is not
     near-singular (``det > rcond * A00 * A11``), and the clipped 1-D minimiser on each edge.
     For a convex ``q`` the best feasible candidate is the constrained minimum.
@@ -127,7 +138,7 @@ def solve_gamma(
     edge_g2 = torch.stack([argmin_unit(a00, var, lo, 1.0), torch.zeros_like(var)], -1)
     # gamma1 = lo: q = 1/2 A11 g2^2 - (V - A01 lo) g2 + const, g2 in [0, 1 - lo]
     g2 = argmin_unit(a11, var - a01 * lo, 0.0, 1.0 - lo)
-    edge_g1 = torch.stack([torch.full_like(var, lo), g2], -1)
+    edge_g1 = torch.stack([torch.zeros_like(var) + lo, g2], -1)
     s = argmin_unit(app, app - agp, lo, 1.0)  # gamma1 + gamma2 = 1: gamma = (s, 1 - s)
     edge_sum = torch.stack([s, 1 - s], -1)
     det = agg * app - agp * agp  # = A00 A11 - A01^2, the Gram determinant of (g, p)
@@ -144,7 +155,7 @@ def solve_gamma(
 
 
 def solve_gamma_authors(
-    m: Tensor, momentum: Tensor, *, max_lr: float = 1.0, max_gamma1: float = 0.999
+    m: Tensor, momentum: Tensor, *, max_lr: float | Tensor = 1.0, max_gamma1: float = 0.999
 ) -> Tensor:
     """The rule of the authors' published code, ``(P, 4) -> (P, 2)``.
 
@@ -160,7 +171,7 @@ def solve_gamma_authors(
         var / torch.where(a00 > 0, a00, torch.ones_like(a00)), torch.full_like(var, max_gamma1)
     )
     fallback_g1 = torch.where(a00 > 0, fallback_g1, torch.full_like(var, max_gamma1))
-    fallback_g1 = fallback_g1.clamp_min(lo)
+    fallback_g1 = torch.maximum(fallback_g1, torch.zeros_like(fallback_g1) + lo)
     fallback = torch.stack([fallback_g1, torch.zeros_like(var)], -1)
     det = agg * app - agp * agp
     den = torch.where(det > 0, det, torch.ones_like(det))

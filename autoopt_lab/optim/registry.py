@@ -22,10 +22,9 @@ Names are lower case (``"autosgd"``, ``"prodigy"``). A *spec string* adds option
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,231 +260,6 @@ def display_names() -> dict[str, str]:
     return {get(n).display: n for n in names()}
 
 
-# -- spec strings --------------------------------------------------------------------------
-
-
-def split_list(text: str) -> list[str]:
-    """Split a comma list, keeping commas inside brackets: ``"a,b:betas=(1,2)"`` -> 2 items.
-
-    >>> split_list("autosgd, adam:betas=(0.9,0.99)")
-    ['autosgd', 'adam:betas=(0.9,0.99)']
-    """
-    out, depth, cur = [], 0, []
-    for ch in str(text):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return [s for s in out if s]
-
-
-def parse_options(text: str) -> dict[str, str]:
-    """``"k=v:k=v"`` (or ``"k=v,k=v"``) -> ``{k: v}`` with values as strings.
-
-    >>> parse_options("ewma=0.95:max_lr=0.3")
-    {'ewma': '0.95', 'max_lr': '0.3'}
-    """
-    out: dict[str, str] = {}
-    text = str(text).strip()
-    if not text:
-        return out
-    parts = []
-    for chunk in split_list(text):
-        parts.extend(p for p in chunk.split(":") if p.strip())
-    for part in parts:
-        if "=" not in part:
-            raise ValueError(f"option {part!r} is not of the form key=value")
-        key, value = part.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise ValueError(f"option {part!r} has no name")
-        out[key] = value.strip()
-    return out
-
-
-def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"name:k=v:k=v"`` -> ``(name, typed options)``; an unknown name or key is an error."""
-    text = str(text).strip()
-    name, _, rest = text.partition(":")
-    spec = get(name)
-    raw = parse_options(rest)
-    spec.resolve(raw)  # validates names and values
-    by_name = {o.name: o for o in spec.options}
-    return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
-
-
-def parse_list(text: str | Sequence[str], *, allow_all: bool = True) -> list[tuple[str, dict]]:
-    """A comma list of spec strings (``"all"``: every available optimizer) -> ``[(name, opts)]``.
-
-    >>> parse_list("autosgd,sgd:lr=0.1:momentum=0.9")
-    [('autosgd', {}), ('sgd', {'lr': 0.1, 'momentum': 0.9})]
-    """
-    items = split_list(text) if isinstance(text, str) else list(text)
-    if not items:
-        raise ValueError("no optimizer given")
-    if allow_all and len(items) == 1 and items[0].lower() == "all":
-        return [(n, {}) for n in names(available=True)]
-    return [parse_spec(i) for i in items]
-
-
-# -- building ------------------------------------------------------------------------------
-
-
-class BoundOptimizer:
-    """An optimizer built over a model, with what a training loop needs around it.
-
-    * :meth:`step` passes a loss closure to optimizers that measure curvature with it and
-      calls ``step()`` plainly for the others (``torch.optim`` optimizers would evaluate it);
-    * :meth:`evaluating` puts Schedule-Free optimizers in eval mode for evaluation;
-    * :meth:`hparams` reads ``{tensor name: tensor([lr, momentum])}`` without a host sync;
-    * :meth:`close` removes the per-sample statistics hooks (also on ``with`` exit).
-
-    >>> from torch import nn
-    >>> import torch.nn.functional as F
-    >>> model = nn.Linear(3, 2)
-    >>> x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
-    >>> with build("autosgd", model) as opt:
-    ...     opt.zero_grad()
-    ...     F.cross_entropy(model(x), y).backward()
-    ...     opt.step(lambda: F.cross_entropy(model(x), y))
-    ...     sorted(opt.hparams())
-    ['bias', 'weight']
-    """
-
-    def __init__(
-        self,
-        spec: OptimizerSpec,
-        optimizer: torch.optim.Optimizer,
-        model: nn.Module,
-        options: dict[str, Any],
-        tracker: Any = None,
-    ) -> None:
-        self.spec = spec
-        self.optimizer = optimizer
-        self.model = model
-        self.options = options
-        self.tracker = tracker
-        self._names = {id(p): n for n, p in model.named_parameters()}
-        if spec.eval_switch:
-            optimizer.train()
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def label(self) -> str:
-        return self.spec.label(self.options)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def step(self, closure: Callable[[], Tensor] | None = None) -> None:
-        """One optimizer step; ``closure`` (the batch loss, no ``backward()``) feeds probes."""
-        if self.spec.probe and closure is not None:
-            self.optimizer.step(closure)
-        else:
-            self.optimizer.step()
-
-    @contextlib.contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Evaluate the weights the optimizer means for evaluation (Schedule-Free's ``x``)."""
-        if not self.spec.eval_switch:
-            yield
-            return
-        self.optimizer.eval()
-        try:
-            yield
-        finally:
-            self.optimizer.train()
-
-    def hparams(self) -> dict[str, Tensor]:
-        """``{tensor name: tensor([lr, momentum])}`` on each parameter's device, no sync."""
-        if self.spec.read_hparams is not None:
-            return self.spec.read_hparams(self.optimizer, self._names)
-        return group_hparams(self.optimizer, self._names)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
-
-    def close(self) -> None:
-        """Remove per-sample statistics hooks (a no-op for other optimizers)."""
-        if self.tracker is not None:
-            self.tracker.remove()
-            self.tracker = None
-
-    def __enter__(self) -> BoundOptimizer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def build(name: str, model: nn.Module, **options: Any) -> BoundOptimizer:
-    """Optimizer ``name`` (a name or spec string) over ``model``'s trainable parameters.
-
-    ``options`` overlay the spec string's and the defaults; unknown options, a missing
-    required one (``lr`` for the tuned optimizers) and an uninstalled package are clear
-    errors.
-    """
-    key, from_text = parse_spec(name) if ":" in str(name) else (str(name), {})
-    spec = get(key)
-    if not spec.available:
-        raise MissingPackageError(
-            f"optimizer {spec.name!r} needs the package {spec.package!r}: "
-            f"pip install '{spec.package}' (or: pip install 'autoopt-lab[peers]')"
-        )
-    resolved = spec.resolve({**from_text, **options})
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("the model has no trainable parameters")
-    tracker = None
-    if spec.per_sample_stats:
-        from ..stats import track
-
-        tracker = track(model)
-    try:
-        optimizer = spec.factory(named, resolved)
-    except Exception:
-        if tracker is not None:
-            tracker.remove()
-        raise
-    return BoundOptimizer(spec, optimizer, model, resolved, tracker)
-
-
-def group_hparams(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, Tensor]:
-    """lr and momentum from the param groups: ``lr``, and ``momentum`` or ``betas[0]`` (else 0).
-
-    Values that are tensors (D-Adaptation's ``d``, say) stay on their device.
-    """
-    out: dict[str, Tensor] = {}
-    for group in optimizer.param_groups:
-        mom = group.get("momentum", group.get("betas", (0.0,))[0] if "betas" in group else 0.0)
-        for p in group["params"]:
-            out[names.get(id(p), str(id(p)))] = hparam_pair(group["lr"], mom, p.device)
-    return out
-
-
-def hparam_pair(lr: Any, momentum: Any, device: torch.device) -> Tensor:
-    """``tensor([lr, momentum])`` in float64 from floats or 0-d tensors, without a sync."""
-    parts = [
-        v.detach().reshape(()).to(device=device, dtype=torch.float64)
-        if isinstance(v, Tensor)
-        else torch.tensor(float(v), dtype=torch.float64, device=device)
-        for v in (lr, momentum)
-    ]
-    return torch.stack(parts)
-
-
 def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> tuple[Option, ...]:
     """The keyword options of an optimizer class, from its ``__init__`` signature."""
     out = []
@@ -497,7 +271,9 @@ def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> t
             continue
         if isinstance(default, bool):
             kind: type = bool
-        elif isinstance(default, int | float) or default is None:
+        elif isinstance(default, int):
+            kind = int
+        elif isinstance(default, float) or default is None:
             kind = float
         elif isinstance(default, tuple | list):
             kind = tuple
@@ -517,3 +293,33 @@ def _ensure_builtins() -> None:
     if not _LOADED:
         _LOADED = True
         from . import catalogue  # noqa: F401  (registers the built-in optimizers)
+
+
+# the spec-string parser and the bound optimizer live in their own modules; they are part of
+# this module's interface (``registry.parse_spec``, ``registry.build``)
+from .bound import BoundOptimizer, build, group_hparams, hparam_pair  # noqa: E402
+from .spec_strings import parse_list, parse_options, parse_spec, split_list  # noqa: E402
+
+__all__ = [
+    "BASES",
+    "FAMILIES",
+    "BoundOptimizer",
+    "MissingPackageError",
+    "Option",
+    "OptimizerSpec",
+    "UnknownOptimizerError",
+    "build",
+    "display_names",
+    "get",
+    "group_hparams",
+    "hparam_pair",
+    "names",
+    "options_from_signature",
+    "parse_list",
+    "parse_options",
+    "parse_spec",
+    "register",
+    "specs",
+    "split_list",
+    "unregister",
+]

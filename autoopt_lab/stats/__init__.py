@@ -7,7 +7,7 @@
 """
 
 from .functional import functional_backward, per_sample_grads
-from .hooks import Tracker, track
+from .hooks import Tracker, suspended, track
 from .record import SampleStats
 from .rules import LayerRule, UnsupportedModuleError, register_rule, rule_for, supported_types
 
@@ -21,5 +21,6 @@ __all__ = [
     "register_rule",
     "rule_for",
     "supported_types",
+    "suspended",
     "track",
 ]

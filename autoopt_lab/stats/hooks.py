@@ -15,8 +15,10 @@ torch.Size([3, 4])
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -29,6 +31,29 @@ from .rules import LayerRule, UnsupportedModuleError, rule_for, supported_types
 Reduction = Literal["mean", "sum"]
 _TRACKED = "_autoopt_tracker"
 _generations = itertools.count(1)
+_suspended = 0  # > 0 while :func:`suspended` is active: trackers record nothing
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Within this block no tracker records anything and fused layers run their plain forward.
+
+    The Auto optimizers use it to evaluate a loss closure for a Hessian-vector product
+    without disturbing the statistics of the step (and with double-differentiable layers).
+
+    >>> import torch
+    >>> lin = torch.nn.Linear(2, 1)
+    >>> with track(lin), suspended():
+    ...     lin(torch.randn(3, 2)).sum().backward()
+    ...     hasattr(lin.weight, "autoopt_stats")
+    False
+    """
+    global _suspended
+    _suspended += 1
+    try:
+        yield
+    finally:
+        _suspended -= 1
 
 
 def loss_scale(reduction: str, batch_size: int) -> tuple[float, float]:
@@ -108,6 +133,8 @@ class Tracker:
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _new_generation(self, module: nn.Module, args: tuple) -> None:
+        if _suspended:
+            return
         self._generation = next(_generations)
         stale = [k for k in self._calls if k[1] < self._generation - 8]
         for k in stale:
@@ -115,7 +142,7 @@ class Tracker:
             self._pending.pop(k, None)
 
     def _on_forward(self, module: nn.Module, inputs: tuple, output: object) -> None:
-        if not torch.is_grad_enabled() or not isinstance(output, Tensor):
+        if _suspended or not torch.is_grad_enabled() or not isinstance(output, Tensor):
             return
         if not output.requires_grad:
             return
@@ -129,7 +156,7 @@ class Tracker:
         output.register_hook(hook)
 
     def _fused_forward(self, module: nn.Module, x: Tensor) -> Tensor:
-        if not torch.is_grad_enabled():
+        if _suspended or not torch.is_grad_enabled():
             return type(module).forward(module, x)
         key = (id(module), self._generation)
         self._calls[key] = self._calls.get(key, 0) + 1

@@ -1,0 +1,134 @@
+"""Measured curvature: eqs. (16)-(18) without the paper's assumption ``H-bar = H-hat``.
+
+Section 4 of the paper assumes that the optimizer's Hessian estimate ``H-hat`` (``I`` for SGD,
+``diag(sqrt(v-hat))`` for Adam) *is* the true Hessian ``H-bar``. Eqs. (17)-(18) hold for any
+``H-hat``; with ``u1 = H-hat^-1 g`` and ``D = H-hat^-1`` (derivation in ``docs/curvature.md``):
+
+* ``A = [u_i^T H-bar u_j]`` with ``u2 = D (g - p)``;
+* ``b = V 1 + [u1^T H-bar u1 - g^T D g,  u2^T H-bar u1 - (g - p)^T D g]``.
+
+The *scalar* model ``H-bar ~= c H-hat`` (one ``c`` per tensor) turns that into
+``lr = lr_paper / c`` with the momentum unchanged. ``c`` is measured along the step
+direction: ``c = u1^T (H-bar u1) / u1^T H-hat u1 = u1^T (H-bar u1) / g^T D g``, where
+``H-bar u1`` is one Hessian-vector product of the batch loss (Pearlmutter's double backward)
+along ``u1`` for all tensors at once, so each tensor's share includes its coupling with the
+others (the quadratic term of a step that moves every tensor together, split by tensor).
+
+This module holds the maths; :class:`~autoopt_lab.optim.base.AutoOptimizer` decides when to
+measure and keeps the state.
+
+>>> import torch
+>>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+>>> h = torch.tensor([2.0, 8.0])
+>>> hv = hessian_vector_product(lambda: 0.5 * (h * w * w).sum(), [w], [torch.ones(2)])
+>>> hv[0]
+tensor([2., 8.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ..stats import suspended
+
+#: Curvature models an Auto optimizer can use.
+CURVATURE_MODELS: tuple[str, ...] = ("paper", "measured")
+
+
+class ClosureError(RuntimeError):
+    """The closure given to ``step()`` cannot serve a Hessian-vector product."""
+
+
+def hessian_vector_product(
+    closure: Callable[[], Tensor], params: Sequence[Tensor], vectors: Sequence[Tensor]
+) -> list[Tensor]:
+    """``H v`` of ``closure()`` w.r.t. ``params`` (one double backward; no ``.grad`` touched).
+
+    The closure returns the batch loss and must not call ``backward()``; per-sample
+    statistics hooks are suspended while it runs.
+    """
+    versions = [None if p.grad is None else p.grad._version for p in params]
+    with torch.enable_grad(), suspended():
+        loss = closure()
+        if not isinstance(loss, Tensor) or loss.dim() != 0 or not loss.requires_grad:
+            raise ClosureError(
+                "the closure passed to step() must return the batch loss as a scalar tensor "
+                "that still has its graph, e.g. opt.step(lambda: F.nll_loss(model(x), y)); "
+                f"got {type(loss).__name__}"
+                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else "")
+                + (" without a graph" if isinstance(loss, Tensor) and loss.dim() == 0 else "")
+            )
+        changed = [
+            i
+            for i, p in enumerate(params)
+            if (p.grad is None) != (versions[i] is None)
+            or (p.grad is not None and p.grad._version != versions[i])
+        ]
+        if changed:
+            raise ClosureError(
+                "the closure passed to step() called backward() (or changed .grad); an Auto "
+                "optimizer with curvature='measured' needs a closure that only returns the "
+                "loss: compute gradients yourself with loss.backward(), then call "
+                "opt.step(lambda: loss_fn(model(x), y))"
+            )
+        grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True)
+        used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        if not used:
+            return [torch.zeros_like(p) for p in params]
+        dot = sum((grads[i] * vectors[i]).sum() for i in used)
+        hv_used = torch.autograd.grad(dot, [params[i] for i in used], allow_unused=True)
+    out = [torch.zeros_like(p) for p in params]
+    for i, hv in zip(used, hv_used, strict=True):
+        if hv is not None:
+            out[i] = hv.detach()
+    return out
+
+
+def curvature_ratio(share: Tensor, quad: Tensor) -> Tensor:
+    """``c = u1^T H-bar u1 / u1^T H-hat u1`` per tensor; NaN where it is undefined.
+
+    Undefined: a zero or non-finite denominator, or a non-positive share (negative measured
+    curvature along the step: the quadratic model has no minimum there, so that measurement
+    is not used).
+    """
+    ok = (quad > 0) & (share > 0) & torch.isfinite(share) & torch.isfinite(quad)
+    safe = torch.where(ok, quad, torch.ones_like(quad))
+    return torch.where(ok, share / safe, torch.full_like(share, float("nan")))
+
+
+def smooth_curvature(
+    old: Tensor, count: Tensor, new: Tensor, decay: float
+) -> tuple[Tensor, Tensor]:
+    """EMA of ``log c`` over measurements (the first one is taken as is); NaN keeps ``old``.
+
+    Returns the new ``(c, count)``. Averaging in log space treats a factor of 10 up and down
+    alike, which suits a quantity that spans orders of magnitude between tensors and phases.
+    """
+    valid = torch.isfinite(new)
+    first = count == 0
+    log_new = torch.where(valid, new, torch.ones_like(new)).log()
+    mixed = (decay * old.log() + (1 - decay) * log_new).exp()
+    updated = torch.where(first, torch.where(valid, new, old), mixed)
+    return torch.where(valid, updated, old), count + valid.to(count.dtype)
+
+
+def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float = float("inf")) -> Tensor:
+    """Map a paper-model ``gamma`` to the measured one: ``lr -> min(lr / c, max_lr)``, with
+    the momentum unchanged.
+
+    ``gamma1 = 1 - lr`` and ``gamma2 = lr * momentum``, so both ``1 - gamma1`` and ``gamma2``
+    are divided by the same factor.
+
+    >>> scale_gamma(torch.tensor([[0.5, 0.25]], dtype=torch.float64), torch.tensor([10.0]))
+    tensor([[0.9500, 0.0250]], dtype=torch.float64)
+    >>> scale_gamma(torch.tensor([[0.5, 0.25]], dtype=torch.float64), torch.tensor([0.1]), 1.0)
+    tensor([[0.0000, 0.5000]], dtype=torch.float64)
+    """
+    c = c.to(gamma.dtype).unsqueeze(-1)
+    frac = 1 - gamma[..., 0:1]
+    c = torch.maximum(c, frac / max_lr)  # lr = frac / c <= max_lr
+    safe = torch.where(c > 0, c, torch.ones_like(c))
+    return torch.stack([1 - frac / safe, gamma[..., 1:2] / safe], -1).squeeze(-2)
