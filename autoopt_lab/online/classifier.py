@@ -1,0 +1,236 @@
+"""A river classifier over a torch module trained by any registry optimizer (AutoAdaGrad default).
+
+>>> from river import datasets, evaluate, metrics, preprocessing
+>>> model = preprocessing.StandardScaler() | TorchClassifier(seed=0)
+>>> metric = evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
+>>> metric.get() > 0.8
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from river import base
+from torch import Tensor, nn
+
+from ..devices import DEFAULT_DEVICE
+from ..models import check_log_probabilities
+from .features import check_frame, clean_features, frame_rows
+from .learner import ModuleFactory, TorchLearner, check_names
+from .modules import Linear
+
+__all__ = ["TorchClassifier"]
+
+
+def _check_label(y: Any) -> None:
+    if y is None:
+        raise ValueError("a label must not be None (river's 'no prediction')")
+    try:
+        hash(y)
+    except TypeError:
+        raise ValueError(f"a label must be hashable, got {type(y).__name__} {y!r}") from None
+
+
+def _targets_of(X: pd.DataFrame, y: Any) -> list[Any]:
+    """``y`` as a list in ``X``'s row order (a Series is aligned on the index)."""
+    if isinstance(y, pd.Series) and not y.index.equals(X.index):
+        if y.index.is_unique and len(y) == len(X) and set(y.index) == set(X.index):
+            y = y.loc[X.index]
+    values = list(y)
+    if len(values) != len(X):
+        raise ValueError(f"X has {len(X)} rows but y has {len(values)} values")
+    return values
+
+
+class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
+    """Online classification with a torch module and any optimizer of the project's registry.
+
+    Parameters
+    ----------
+    module
+        None (multinomial logistic regression: ``Linear()``), a factory called once at the
+        first step as ``module(n_features, n_classes)`` (e.g. ``MLP(hidden=(32,))``), or an
+        ``nn.Module`` instance (copied; the copy is trained). It must return log-probabilities
+        (end with ``nn.LogSoftmax(dim=1)``): the loss is the NLL.
+    optimizer
+        A registry name or spec string (``"autosgd"``, ``"sgd:lr=0.05:momentum=0.9"``). The
+        default, AutoAdaGrad, was the best Auto optimizer on all five binary streams of
+        ``benchmarks/online_river.py`` (``docs/online.md``).
+    optimizer_options
+        Options added to the spec string's.
+    batch_size
+        Samples per optimizer step (>= 2 for Auto optimizers, which estimate the gradient
+        noise of each step). ``learn_one`` buffers samples until a batch is full.
+    classes
+        None: the class set grows as labels arrive (a new output unit, starting at zero, at
+        the step that first trains on the label). A tuple: the classes, fixed up front; any
+        other label is an error.
+    features
+        None: new features get new input columns as they arrive. A tuple: the input columns,
+        fixed; other features are ignored.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+    seed
+        Seeds the module's initial weights and every other random draw of the learner.
+
+    Labels can be of any hashable type but None. ``predict_proba_one`` reports every label
+    learned so far; before the first step it is uniform over them, and a label that is only
+    in the buffer has probability 0 until the step that trains on it.
+
+    Examples
+    --------
+    >>> from river import datasets
+    >>> model = TorchClassifier(optimizer="autosgd", batch_size=4, seed=1)
+    >>> for x, y in datasets.Phishing().take(12):
+    ...     model.learn_one(x, y)
+    >>> model.n_steps, model.n_buffered, sorted(model.predict_proba_one(x))
+    (3, 0, [False, True])
+    """
+
+    _default_module = Linear(log_probabilities=True)
+
+    def __init__(
+        self,
+        module: nn.Module | ModuleFactory | None = None,
+        optimizer: str = "autoadagrad",
+        optimizer_options: dict[str, Any] | None = None,
+        batch_size: int = 8,
+        classes: Sequence[Hashable] | None = None,
+        features: Sequence[Hashable] | None = None,
+        device: str = DEFAULT_DEVICE,
+        seed: int | None = None,
+    ) -> None:
+        check_names(classes, "classes")
+        super().__init__(
+            module=module,
+            optimizer=optimizer,
+            optimizer_options=optimizer_options,
+            batch_size=batch_size,
+            features=features,
+            device=device,
+            seed=seed,
+        )
+        self.classes = classes
+        self._labels: list[Hashable] = list(classes or ())
+        self._label_index: dict[Hashable, int] = {c: i for i, c in enumerate(self._labels)}
+        # labels with an output unit that training has used; the rest wait in the buffer
+        self._trained = len(self._labels)
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    @property
+    def labels(self) -> list[Hashable]:
+        """Every label learned so far (or ``classes``), in output-unit order."""
+        return list(self._labels)
+
+    # -- learning -------------------------------------------------------------------------
+    def _check_targets(self, ys: list[Any]) -> None:
+        """A clear error for a bad label before anything changes."""
+        new: list[Hashable] = []
+        for y in ys:
+            _check_label(y)
+            if y in self._label_index or y in new:
+                continue
+            if self.classes is not None:
+                raise ValueError(f"label {y!r} is not one of classes={tuple(self.classes)!r}")
+            new.append(y)
+        if new and not self._output_can_grow():
+            raise ValueError(
+                f"new label(s) {new!r}: the module's output layer cannot grow (its last layer "
+                "is not an nn.Linear with one unit per class); pass classes=(...) up front"
+            )
+
+    def _register(self, y: Any) -> None:
+        if y not in self._label_index:
+            self._label_index[y] = len(self._labels)
+            self._labels.append(y)
+
+    def _snapshot(self) -> Any:
+        return len(self._labels)
+
+    def _restore(self, snapshot: Any) -> None:
+        keep = max(snapshot, self._trained)
+        for y in self._labels[keep:]:
+            del self._label_index[y]
+        del self._labels[keep:]
+
+    def _after_step(self) -> None:
+        self._trained = len(self._labels)
+
+    def learn_one(self, x: dict, y: base.typing.ClfTarget, **kwargs: Any) -> None:
+        """Buffer ``(x, y)``; take an optimizer step when ``batch_size`` samples wait."""
+        row = clean_features(x)
+        self._check_targets([y])
+        self._learn_rows([row], [y])
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
+        """Push the rows of ``X`` through the buffer: exactly a ``learn_one`` loop."""
+        rows = frame_rows(X)
+        ys = _targets_of(X, y)
+        self._check_targets(ys)
+        self._learn_rows(rows, ys)
+
+    def _n_outputs(self) -> int:
+        return max(len(self._labels), 1)
+
+    def _targets(self, ys: list[Any]) -> Tensor:
+        idx = [self._label_index[y] for y in ys]
+        return torch.tensor(idx, dtype=torch.long, device=self._device)
+
+    def _loss(self, out: Tensor, target: Tensor) -> Tensor:
+        return F.nll_loss(out, target)
+
+    def _output(self, out: Tensor, *, first: bool = False) -> Tensor:
+        if first:
+            check_log_probabilities(out, where="the module")
+            if out.shape[1] < len(self._labels):
+                raise ValueError(
+                    f"the module returns {out.shape[1]} log-probabilities per sample but there "
+                    f"are {len(self._labels)} classes"
+                )
+        return out
+
+    # -- prediction -----------------------------------------------------------------------
+    def _probabilities(self, rows: Tensor | None, n: int) -> np.ndarray:
+        """``(n, len(labels))`` probabilities (float64) for the rows of a feature matrix."""
+        k = len(self._labels)
+        if self._net is None or rows is None:
+            return np.full((n, k), 1.0 / k)
+        logp = self._predict(rows)[:, : self._trained].double()
+        out = np.zeros((n, k))
+        out[:, : self._trained] = torch.softmax(logp, dim=1).cpu().numpy()
+        return out
+
+    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
+        """Probabilities of every label learned so far, from the weights after the last step."""
+        if not self._labels:
+            return {}
+        rows = self._rows_matrix([clean_features(x)]) if self._net is not None else None
+        proba = self._probabilities(rows, 1)[0]
+        return dict(zip(self._labels, proba.tolist(), strict=True))
+
+    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One row of label probabilities per row of ``X`` (same index)."""
+        check_frame(X)
+        if not self._labels:
+            return pd.DataFrame(index=X.index)
+        rows = None
+        if self._net is not None:
+            rows = self._layout.frame_matrix(X, width=self._in_width, device=self._device)
+        proba = self._probabilities(rows, len(X))
+        return pd.DataFrame(proba, index=X.index, columns=pd.Index(self._labels, dtype=object))
+
+    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+        """The most probable label per row of ``X`` (None before any label was learned)."""
+        proba = self.predict_proba_many(X)
+        if proba.shape[1] == 0:
+            return pd.Series([None] * len(X), index=X.index, dtype=object)
+        return proba.idxmax(axis="columns")

@@ -1,0 +1,145 @@
+"""A river regressor over a torch module trained by any registry optimizer (AutoAdaGrad default).
+
+The loss is the mean squared error on the raw target. Targets far from unit scale make the
+squared error (and any learning rate) scale with them: wrap the learner in river's
+``preprocessing.TargetStandardScaler`` as below.
+
+>>> from river import datasets, evaluate, metrics, preprocessing
+>>> model = preprocessing.StandardScaler() | preprocessing.TargetStandardScaler(
+...     regressor=TorchRegressor(seed=0))
+>>> metric = evaluate.progressive_val_score(datasets.TrumpApproval(), model, metrics.MAE())
+>>> metric.get() < 2.0
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from river import base
+from torch import Tensor, nn
+
+from ..devices import DEFAULT_DEVICE
+from .features import check_frame, clean_features, frame_rows
+from .learner import ModuleFactory, TorchLearner
+from .modules import Linear
+
+__all__ = ["TorchRegressor"]
+
+
+def _check_target(y: Any) -> float:
+    if isinstance(y, bool) or not isinstance(y, numbers.Real) or not math.isfinite(float(y)):
+        raise ValueError(f"a regression target must be a finite number, got {y!r}")
+    return float(y)
+
+
+class TorchRegressor(TorchLearner, base.MiniBatchRegressor):
+    """Online regression with a torch module and any optimizer of the project's registry.
+
+    Parameters
+    ----------
+    module
+        None (linear regression: ``Linear(log_probabilities=False)``), a factory called once
+        at the first step as ``module(n_features, 1)`` (e.g.
+        ``MLP(hidden=(32,), log_probabilities=False)``), or an ``nn.Module`` instance (copied).
+        It must return one value per sample, shape ``(batch,)`` or ``(batch, 1)``.
+    optimizer
+        A registry name or spec string. The default is AutoAdaGrad: under the paper's
+        curvature model (``H-bar = H-hat``) AutoSGD's learning rate reaches 1 and diverges on
+        the squared error of standardised features, while AutoAdaGrad's preconditioner keeps
+        the step in scale (``docs/online.md`` has the numbers).
+    optimizer_options, batch_size, features, device, seed
+        As for :class:`~autoopt_lab.online.TorchClassifier`.
+
+    ``predict_one`` is 0.0 until the first step, then the module's output with the weights
+    after the last step (buffered samples are not used until they are trained on).
+
+    Examples
+    --------
+    >>> from river import datasets
+    >>> model = TorchRegressor(optimizer="adam:lr=0.01", batch_size=4, seed=1)
+    >>> for x, y in datasets.TrumpApproval().take(10):
+    ...     model.learn_one(x, y)
+    >>> model.n_steps, model.n_buffered, isinstance(model.predict_one(x), float)
+    (2, 2, True)
+    """
+
+    _default_module = Linear(log_probabilities=False)
+
+    def __init__(
+        self,
+        module: nn.Module | ModuleFactory | None = None,
+        optimizer: str = "autoadagrad",
+        optimizer_options: dict[str, Any] | None = None,
+        batch_size: int = 8,
+        features: Sequence[Hashable] | None = None,
+        device: str = DEFAULT_DEVICE,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            module=module,
+            optimizer=optimizer,
+            optimizer_options=optimizer_options,
+            batch_size=batch_size,
+            features=features,
+            device=device,
+            seed=seed,
+        )
+
+    # -- learning -------------------------------------------------------------------------
+    def learn_one(self, x: dict, y: base.typing.RegTarget, **kwargs: Any) -> None:
+        """Buffer ``(x, y)``; take an optimizer step when ``batch_size`` samples wait."""
+        row = clean_features(x)
+        self._learn_rows([row], [_check_target(y)])
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
+        """Push the rows of ``X`` through the buffer: exactly a ``learn_one`` loop."""
+        rows = frame_rows(X)
+        if isinstance(y, pd.Series) and not y.index.equals(X.index) and len(y) == len(X):
+            if y.index.is_unique and set(y.index) == set(X.index):
+                y = y.loc[X.index]
+        ys = [_check_target(v) for v in y]
+        if len(ys) != len(rows):
+            raise ValueError(f"X has {len(rows)} rows but y has {len(ys)} values")
+        self._learn_rows(rows, ys)
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _targets(self, ys: list[Any]) -> Tensor:
+        return torch.tensor(ys, dtype=torch.float32, device=self._device)
+
+    def _loss(self, out: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(out, target)
+
+    def _output(self, out: Tensor, *, first: bool = False) -> Tensor:
+        if out.dim() == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        if first and out.dim() != 1:
+            raise ValueError(
+                "the module must return one value per sample, shape (batch,) or (batch, 1); "
+                f"got {tuple(out.shape)}"
+            )
+        return out
+
+    # -- prediction -----------------------------------------------------------------------
+    def predict_one(self, x: dict, **kwargs: Any) -> float:
+        """The prediction for ``x`` from the weights after the last step (0.0 before it)."""
+        if self._net is None:
+            return 0.0
+        return float(self._predict(self._rows_matrix([clean_features(x)]))[0])
+
+    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+        """One prediction per row of ``X`` (same index)."""
+        check_frame(X)
+        if self._net is None:
+            return pd.Series(0.0, index=X.index, dtype=float)
+        rows = self._layout.frame_matrix(X, width=self._in_width, device=self._device)
+        values = self._predict(rows).double().cpu().numpy()
+        return pd.Series(values, index=X.index, dtype=float)
