@@ -3,7 +3,10 @@
 It takes explicit per-sample gradients, forms ``G``, ``A`` and ``b`` as matrices (eqs. 15,
 22-24), solves the constrained problem by enumerating the KKT systems of every face of the
 triangle (an algorithm independent of the closed form in :mod:`.gamma`), and applies eqs.
-(26), (14) and (9). Tests run it beside the fast optimizers step by step.
+(26), (14) and (9). With ``curvature="measured"`` it also takes a function returning
+Hessian-vector products (the tests build it with ``torch.func``, an algorithm independent of
+the fast path's double backward) and applies ``docs/curvature.md`` literally, tensor by
+tensor. Tests run it beside the fast optimizers step by step.
 
 >>> import torch
 >>> ref = ReferenceAutoOpt([torch.zeros(2)], kind="sgd")
@@ -15,6 +18,7 @@ tensor([-0.1518,  0.0000], dtype=torch.float64)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -72,8 +76,15 @@ class ReferenceAutoOpt:
         eps: float = 1e-8,
         bias_correction: str = "step",
         max_lr: float = 1.0,
+        curvature: str = "paper",
+        curvature_every: int = 10,
+        curvature_ewma: float = 0.5,
     ) -> None:
         self.max_lr = max_lr
+        self.curvature, self.every, self.c_decay = curvature, curvature_every, curvature_ewma
+        self.c = [1.0 for _ in params]
+        self.c_count = [0 for _ in params]
+        self.clock = 0
         self.params = [p.detach().double().clone() for p in params]
         self.kind, self.v, self.adapt = kind, ewma, adapt_momentum
         self.wd, self.betas, self.eps, self.bc = weight_decay, betas, eps, bias_correction
@@ -96,8 +107,47 @@ class ReferenceAutoOpt:
         c = (1 - b1**t) if self.bc == "step" else (1 - b1)
         return 1.0 / (c * (v_hat.sqrt() + self.eps))
 
-    def step(self, per_sample: list[Tensor]) -> None:
-        """One step from per-sample gradients of each sample's own loss, ``(N, *shape)``."""
+    def _measure(self, grads: list[Tensor], hvp: Callable[[list[Tensor]], list[Tensor]]) -> None:
+        """Update every tensor's ``c`` from one Hessian-vector product (docs/curvature.md)."""
+        first = self.clock == 0
+        dirs, quads = [], []
+        for k, g in enumerate(grads):
+            d = self._inverse_hessian(k, g)
+            v = g if first else self.prev[k].flatten()
+            dirs.append((d * v).view_as(self.params[k]))
+            quads.append(float(v @ (d * v)))
+        hv = hvp(dirs)
+        for k, (u, h, quad) in enumerate(zip(dirs, hv, quads, strict=True)):
+            share = float((u * (h + self.wd * u)).sum())
+            if not (share > 0 and quad > 0 and np.isfinite(share) and np.isfinite(quad)):
+                continue
+            ratio = share / quad
+            if self.c_count[k] == 0:
+                self.c[k] = ratio
+            else:
+                self.c[k] = float(np.exp(self.c_decay * np.log(self.c[k])
+                                         + (1 - self.c_decay) * np.log(ratio)))
+            self.c_count[k] += 1
+
+    def step(
+        self,
+        per_sample: list[Tensor],
+        hvp: Callable[[list[Tensor]], list[Tensor]] | None = None,
+    ) -> None:
+        """One step from per-sample gradients of each sample's own loss, ``(N, *shape)``.
+
+        ``hvp(vectors) -> [H v]`` (one vector per tensor, the loss of this batch) is needed
+        with ``curvature="measured"``.
+        """
+        measured = self.curvature == "measured"
+        if measured:
+            grads = [
+                gi.double().flatten(1).mean(0) + self.wd * self.params[k].flatten()
+                for k, gi in enumerate(per_sample)
+            ]
+            if self.clock % self.every == 0:
+                self._measure(grads, hvp)
+            self.clock += 1
         gammas = []
         for k, gi in enumerate(per_sample):
             gi = gi.double().flatten(1) + self.wd * self.params[k].flatten()
@@ -116,14 +166,21 @@ class ReferenceAutoOpt:
             gmat = torch.stack([g, g - prev], 1).numpy()  # eq. (15)
             a = gmat.T @ (d.numpy()[:, None] * gmat)  # eq. (24)
             b = np.array([var, var])  # eq. (23)
+            # measured: the paper's problem on the Newton-step scale, lr_p <= c max_lr
+            cap = min(1.0, self.c[k] * self.max_lr) if measured else self.max_lr
             if self.t[k] == 0 or not self.adapt:
-                lo = 1.0 - self.max_lr
+                lo = 1.0 - cap
                 g1 = 1.0 if a[0, 0] == 0 else min(max(var / a[0, 0], lo), 1.0)
                 gamma_o = np.array([g1, 0.0])
             else:
-                gamma_o = kkt_minimum(a, b, max_lr=self.max_lr)
+                gamma_o = kkt_minimum(a, b, max_lr=cap)
             self.gamma[k] = (1 - self.v) * gamma_o + self.v * self.gamma[k]  # eq. (26)
-            ghat = g - torch.from_numpy(gmat @ self.gamma[k])  # eq. (14)
+            gamma = self.gamma[k]
+            if measured:  # lr = lr_p / c (at most max_lr), momentum unchanged
+                frac = 1 - gamma[0]
+                c = max(self.c[k], frac / self.max_lr)
+                gamma = np.array([1 - frac / c, gamma[1] / c])
+            ghat = g - torch.from_numpy(gmat @ gamma)  # eq. (14)
             self.params[k] -= (d * ghat).view_as(self.params[k])  # eq. (9)
             self.prev[k] = ghat.view_as(self.params[k])
             if self.kind != "sgd":
@@ -135,7 +192,10 @@ class ReferenceAutoOpt:
     def hparams(self) -> list[tuple[float, float]]:
         """``(lr, momentum)`` per tensor."""
         out = []
-        for g1, g2 in self.gamma:
+        for k, (g1, g2) in enumerate(self.gamma):
             lr = 1 - g1
-            out.append((lr, g2 / lr if lr > 0 else 0.0))
+            mom = g2 / lr if lr > 0 else 0.0
+            if self.curvature == "measured":
+                lr = lr / max(self.c[k], lr / self.max_lr)
+            out.append((lr, mom))
         return out

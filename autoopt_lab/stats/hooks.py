@@ -34,6 +34,10 @@ _generations = itertools.count(1)
 _suspended = 0  # > 0 while :func:`suspended` is active: trackers record nothing
 
 
+def _in_functorch() -> bool:
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
     """Within this block no tracker records anything and fused layers run their plain forward.
@@ -144,6 +148,8 @@ class Tracker:
     def _on_forward(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if _suspended or not torch.is_grad_enabled() or not isinstance(output, Tensor):
             return
+        if _in_functorch():
+            return
         if not output.requires_grad:
             return
         rule = rule_for(module)
@@ -156,7 +162,8 @@ class Tracker:
         output.register_hook(hook)
 
     def _fused_forward(self, module: nn.Module, x: Tensor) -> Tensor:
-        if _suspended or not torch.is_grad_enabled():
+        # inside a torch.func transform (vmap, grad, jvp) the fused function cannot run
+        if _suspended or not torch.is_grad_enabled() or _in_functorch():
             return type(module).forward(module, x)
         key = (id(module), self._generation)
         self._calls[key] = self._calls.get(key, 0) + 1
