@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
@@ -121,10 +122,17 @@ def unique_names(scenarios: list[Any]) -> list[str]:
 
 def _validate(scenarios: list[Any], args: argparse.Namespace, device: Any) -> int:
     from autoopt_lab.streams import DEFAULT_MAX_STEPS, check_model, check_size
-    from autoopt_lab.streams.checks import estimate_seconds, format_duration, measure_step_seconds
+    from autoopt_lab.streams.checks import (
+        DATASET_SIZES,
+        estimate_seconds,
+        format_duration,
+        measure_step_seconds,
+    )
 
     for sc in scenarios:
         check_model(sc, device=device)
+        check_size(sc, max_steps=sys.maxsize, max_batch=args.max_batch,
+                   data_size=DATASET_SIZES[sc.dataset])
         rate = measure_step_seconds(sc, device=device)
         check_size(sc, max_steps=args.max_steps or DEFAULT_MAX_STEPS, max_batch=args.max_batch,
                    seconds_per_sample=rate)

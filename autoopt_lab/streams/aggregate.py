@@ -48,11 +48,12 @@ def mean_ci(values: Iterable[float | None], level: float = 0.95) -> dict[str, An
 
 def paired_difference(a: Mapping[Any, float | None], b: Mapping[Any, float | None],
                       level: float = 0.95) -> dict[str, Any]:
-    """Mean of ``a - b`` over the seeds both have, its interval, and whether it excludes 0."""
+    """Mean of ``a - b`` over the seeds both have, its interval, and whether it excludes 0
+    (``None`` with fewer than two common seeds: nothing can be said)."""
     common = [k for k in a if k in b and a[k] is not None and b[k] is not None]
     diff = mean_ci([a[k] - b[k] for k in common], level)  # type: ignore[operator]
     ci = diff["ci"]
-    diff["separated"] = bool(ci is not None and (ci[0] > 0 or ci[1] < 0))
+    diff["separated"] = None if ci is None else bool(ci[0] > 0 or ci[1] < 0)
     return diff
 
 

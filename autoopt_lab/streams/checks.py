@@ -32,6 +32,7 @@ from .scenario import Scenario
 
 __all__ = [
     "DATASET_SHAPES",
+    "DATASET_SIZES",
     "DEFAULT_MAX_STEPS",
     "ScenarioTooLargeError",
     "check_model",
@@ -45,6 +46,9 @@ __all__ = [
 DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
 }
+#: Size of each base data set's train split (validation checks batches against it before the
+#: data is loaded; a run checks against the data it has).
+DATASET_SIZES: dict[str, int] = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
 #: Default limit on a scenario's total steps (hours on a CPU); raise it with ``max_steps``.
 DEFAULT_MAX_STEPS = 1_000_000
 #: Rough seconds per sample (forward, backward, step, scoring) when nothing was measured.

@@ -53,6 +53,11 @@ def needs_tuning(name: str, options: Mapping[str, Any]) -> bool:
     return spec.family == "tuned" and any(options.get(k) is None for k in spec.required)
 
 
+def _with(stem: Path, ext: str) -> Path:
+    """``stem`` + ``ext`` (stems may contain dots, so not ``Path.with_suffix``)."""
+    return stem.with_name(stem.name + ext)
+
+
 def _json(obj: Any) -> str:
     return json.dumps(canonical(obj), indent=1)
 
@@ -66,20 +71,20 @@ def run_one(scenario: Scenario, name: str, options: dict[str, Any], *, data: Any
     run = StreamRun(scenario, name, hparams=options, device=device, data=data,
                     max_steps=max_steps, max_batch=max_batch)
     try:
-        done = files.with_suffix(".json") if files is not None else None
+        done = _with(files, ".json") if files is not None else None
         if done is not None and done.is_file():
             saved = json.loads(done.read_text())
             diffs = differences(saved.get("identity", {}), run.identity)
-            if not diffs and files.with_suffix(".parquet").is_file():
+            if not diffs and _with(files, ".parquet").is_file():
                 logger.info("%s/%s seed %d: finished before, reused", scenario.name, run.label,
                             scenario.seed)
-                return pd.read_parquet(files.with_suffix(".parquet")), saved["summary"]
+                return pd.read_parquet(_with(files, ".parquet")), saved["summary"]
             if diffs and not fresh:
                 from .outdir import OutputExistsError
 
                 raise OutputExistsError(f"{done} holds another run ({'; '.join(diffs)}); "
                                         "pass --fresh or write to another --out")
-        ckpt = (files.with_suffix(".ckpt") if files is not None and checkpoint_every else None)
+        ckpt = (_with(files, ".ckpt") if files is not None and checkpoint_every else None)
         if ckpt is not None:
             run.resume(ckpt, fresh=fresh)
         while not run.done:
@@ -90,10 +95,10 @@ def run_one(scenario: Scenario, name: str, options: dict[str, Any], *, data: Any
     finally:
         run.close()
     if files is not None:
-        trace.to_parquet(files.with_suffix(".parquet"), index=False)
-        tmp = files.with_suffix(".json.tmp")
+        trace.to_parquet(_with(files, ".parquet"), index=False)
+        tmp = _with(files, ".json.tmp")
         tmp.write_text(_json({"identity": run.identity, "summary": summary}))
-        tmp.replace(files.with_suffix(".json"))
+        tmp.replace(_with(files, ".json"))
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return trace, summary

@@ -48,7 +48,7 @@ from .table import comparison_table
 
 __all__ = ["FAMILIES", "LEADERBOARD_MODES", "LeaderboardPlan", "StoreCache", "fashion_scenarios",
            "goal_check", "leaderboard_frame", "leaderboard_markdown", "leaderboard_table",
-           "plan_leaderboard",
+           "plan_leaderboard", "write_outputs",
            "run_leaderboard"]
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _cell_metrics(s: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     times = [sh["recovery_steps"] for sh in shifts if sh["status"] in READABLE]
     return {
         "prequential_error": s["prequential_error"],
-        "status": s["health"]["status"], "flags": s["health"]["flags"],
+        "health": s["health"]["status"], "flags": s["health"]["flags"],
         "diverged_at": s["health"]["diverged_at"],
         "nonfinite_skips": s["health"]["nonfinite_skips"],
         "median_recovery": median_recovery(times),
@@ -210,19 +210,62 @@ def run_cell(plan: LeaderboardPlan, scenario_name: str, key: str, seed: int, *, 
     return metrics
 
 
+def _guarded_cell(plan: LeaderboardPlan, cell: tuple[str, str, int], store: Any, data: Any,
+                  device: torch.device) -> tuple[bool, Any]:
+    """``(True, metrics)``, or ``(False, message)`` with the failure stored (retried later)."""
+    scenario_name, key, seed = cell
+    try:
+        return True, run_cell(plan, scenario_name, key, seed, store=store, data=data,
+                              device=device)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the board
+        logger.exception("%s %s seed %d failed", scenario_name, key, seed)
+        message = f"{type(exc).__name__}: {exc}"
+        store.add_failure({"scenario": scenario_name, "optimizer": key, "seed": seed}, message,
+                          sweep=CELL_SWEEP)
+        return False, message
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(store_path: str, device: str, threads: int, data: Any) -> None:
+    from autoopt_lab.experiments.store import ResultsStore
+
+    torch.set_num_threads(threads)
+    if data is None:
+        from autoopt_lab.data import load_arrays
+
+        data = load_arrays("fashion-mnist", train=True)
+    _WORKER.update(store=ResultsStore(store_path), data=data, device=resolve_device(device))
+
+
+def _work(plan: LeaderboardPlan, cell: tuple[str, str, int]) -> tuple[bool, Any]:
+    return _guarded_cell(plan, cell, _WORKER["store"], _WORKER["data"], _WORKER["device"])
+
+
 def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.device | None = None,
-                    data: Any = None, progress: bool = True,
+                    data: Any = None, progress: bool = True, workers: int = 1,
                     should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run every cell of ``plan`` not yet in ``store`` (a path or ResultsStore); returns counts.
 
-    A cell that raises is stored as failed (a rerun tries it again) and the others go on.
+    ``workers`` > 1 runs cells in that many processes (each with one torch thread). A cell
+    that raises is stored as failed (a rerun tries it again) and the others go on;
+    ``should_stop()`` returning true stops before the next cell.
     """
+    import concurrent.futures as cf
+    import multiprocessing
+
     from tqdm.auto import tqdm
 
     from autoopt_lab.experiments.store import ResultsStore
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     store = ResultsStore(store) if isinstance(store, str | Path) else store
     dev = resolve_device(device)
+    given = data
     if data is None:
         from autoopt_lab.data import load_arrays
 
@@ -232,26 +275,43 @@ def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.de
     todo = [c for c in plan.cells()
             if cell_id(plan, plan.scenario(c[0], c[2]), c[1], fp, dev) not in done]
     report = {"cells": len(plan.cells()), "done_before": len(plan.cells()) - len(todo),
-              "ran": 0, "failed": 0, "stopped": False}
+              "ran": 0, "failed": 0, "stopped": False, "workers": workers}
     t0 = time.perf_counter()
-    bar = tqdm(todo, desc="leaderboard", disable=None if progress else True)
-    for scenario_name, key, seed in bar:
+    bar = tqdm(total=len(todo), desc="leaderboard", disable=None if progress else True)
+
+    def record(cell: tuple[str, str, int], ok: bool, result: Any) -> None:
+        report["ran" if ok else "failed"] += 1
+        if ok:
+            logger.info("%s %s seed %d: prequential error %s (%s)", *cell,
+                        result["prequential_error"], result["health"])
+        bar.update(1)
+        bar.set_postfix_str(f"{cell[0]} {cell[1]} seed {cell[2]}")
+
+    def stopping() -> bool:
         if should_stop is not None and should_stop():
             report["stopped"] = True
-            break
-        bar.set_postfix_str(f"{scenario_name} {key} seed {seed}")
-        try:
-            m = run_cell(plan, scenario_name, key, seed, store=store, data=data, device=dev)
-            report["ran"] += 1
-            logger.info("%s %s seed %d: prequential error %s (%s)", scenario_name, key, seed,
-                        m["prequential_error"], m["status"])
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the board
-            logger.exception("%s %s seed %d failed", scenario_name, key, seed)
-            store.add_failure({"scenario": scenario_name, "optimizer": key, "seed": seed},
-                              f"{type(exc).__name__}: {exc}", sweep=CELL_SWEEP)
-            report["failed"] += 1
+        return bool(report["stopped"])
+
+    if workers == 1:
+        for cell in todo:
+            if stopping():
+                break
+            record(cell, *_guarded_cell(plan, cell, store, data, dev))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(str(store.path), str(dev), 1, given)) as pool:
+            pending: dict[cf.Future, tuple[str, str, int]] = {}
+            queue = list(todo)
+            while queue or pending:
+                while queue and len(pending) < workers and not stopping():
+                    cell = queue.pop(0)
+                    pending[pool.submit(_work, plan, cell)] = cell
+                if not pending:
+                    break
+                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    record(pending.pop(fut), *fut.result())
     bar.close()
     report["wall_time_s"] = time.perf_counter() - t0
     return report
@@ -285,7 +345,7 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({"scenario": sc, "optimizer": opt, "family": part["family"].iloc[0],
                      "prequential_error": err["mean"], "ci": err["ci"], "seeds": len(part),
                      "median_recovery": median_recovery(times), "recovery_times": times,
-                     "flagged_seeds": int((part["status"] != "ok").sum()),
+                     "flagged_seeds": int((part["health"] != "ok").sum()),
                      "flags": ", ".join(flags)})
     table = pd.DataFrame(rows)
     if len(table):
@@ -344,3 +404,25 @@ def leaderboard_markdown(frame: pd.DataFrame, table: pd.DataFrame) -> str:
                          "separated_from_best": None if d is None else d["separated"],
                          "flags": r["flags"]})
     return comparison_table(rows)
+
+
+def write_outputs(plan: LeaderboardPlan, frame: pd.DataFrame, out: str | Path,
+                  report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``leaderboard.png`` (the heatmaps), ``leaderboard.md`` (intervals and paired
+    marks) and ``leaderboard.json`` (plan, cells, goal check) into ``out``; returns the JSON."""
+    from .plot import plot_leaderboard
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = leaderboard_table(frame)
+    if not len(table):
+        raise ValueError("no finished leaderboard cells to show; run them first")
+    plot_leaderboard(table, path=out / "leaderboard.png")
+    md = leaderboard_markdown(frame, table)
+    (out / "leaderboard.md").write_text(md + "\n")
+    record = {"plan": plan.to_dict(), "report": report or {},
+              "cells_done": int(len(frame)), "cells_planned": len(plan.cells()),
+              "table": table.drop(columns=["recovery_times"]).to_dict("records"),
+              "goal": goal_check(table), "png": "leaderboard.png", "markdown": md}
+    (out / "leaderboard.json").write_text(json.dumps(record, indent=1, default=str))
+    return record

@@ -151,14 +151,13 @@ store = ""  # SQLite results store; "" means <out_dir>/leaderboard.sqlite
 out_dir = "."  # leaderboard.png, leaderboard.md and leaderboard.json go here
 scenarios = ""  # comma list; "" means every Fashion-MNIST scenario of the catalogue
 families = "auto,peer,tuned"  # registry families on the board
-optimizers = ""  # registry spec strings instead of families ("" = by family)
+optimizers = ""  # registry spec strings to use instead of families; empty: by family
 seeds = ""  # e.g. "0-4"; "" means the mode's
 steps_scale = 0.0  # > 0 overrides the mode's length scale
 run_missing = True  # run cells not yet in the store (False: only read)
 device = "auto"  # "auto" uses CUDA when present
 threads = 1  # torch CPU threads"""),
     ("code", """\
-import json
 from pathlib import Path
 
 import torch
@@ -166,7 +165,6 @@ from IPython.display import Image, display
 
 from autoopt_lab.experiments.store import ResultsStore
 from autoopt_lab.streams import leaderboard as lb
-from autoopt_lab.streams.plot import plot_leaderboard
 
 torch.set_num_threads(threads)
 out = Path(out_dir)
@@ -182,7 +180,6 @@ plan.optimizers"""),
     ("code", """\
 report = lb.run_leaderboard(plan, results, device=device) if run_missing else {}
 frame = lb.leaderboard_frame(results, plan)
-table = lb.leaderboard_table(frame)
 print(report, f"{len(frame)} of {len(plan.cells())} cells in the store")"""),
     ("markdown", """\
 ## At a glance
@@ -193,28 +190,21 @@ recovered counts as infinitely slow; shifts of diverged or skipped-step runs, or
 segment at chance, are not read). `!` marks cells where some seed diverged, skipped steps or
 stayed at chance. Thick lines separate Auto variants, tuning-free peers and tuned baselines."""),
     ("code", """\
-fig = plot_leaderboard(table, path=out / "leaderboard.png")
+record = lb.write_outputs(plan, frame, out, report)
 display(Image(filename=str(out / "leaderboard.png")))"""),
     ("markdown", """\
 ## With intervals
 
 Mean over seeds [95% t-interval]; `>` where the scenario's best is separated from an
 optimizer by a paired interval of the per-seed difference, `~` where it is not."""),
-    ("code", """\
-md = lb.leaderboard_markdown(frame, table)
-(out / "leaderboard.md").write_text(md + "\\n")
-print(md)"""),
+    ("code", "print(record['markdown'])"),
     ("markdown", """\
 ## The target, as measured
 
 Per scenario: the best Auto optimizer against the best tuning-free peer (lower mean
 prequential error), and the overall-best Auto and peer optimizers' median recovery."""),
     ("code", """\
-goal = lb.goal_check(table)
-(out / "leaderboard.json").write_text(json.dumps({
-    "notebook": "stream_leaderboard", "plan": plan.to_dict(), "report": report,
-    "cells": table.drop(columns=["recovery_times"]).to_dict("records"), "goal": goal,
-    "png": ["leaderboard.png"]}, indent=1, default=str))
+goal = record["goal"]
 print(f"best Auto beats best peer on {goal['auto_beats_peer_on']} of {goal['of']} scenarios; "
       f"median recovery: best Auto {goal.get('auto_median_recovery')}, "
       f"best peer {goal.get('peer_median_recovery')}")

@@ -225,7 +225,8 @@ def plot_leaderboard(table: pd.DataFrame, *, path: str | Path | None = None,
                      title: str = "Stream leaderboard") -> Figure:
     """Scenario x optimizer heatmaps of a leaderboard table (:func:`leaderboard_table`):
     mean prequential error and median recovery (steps), columns grouped by family (Auto,
-    tuning-free peers, tuned baselines), each row's best outlined, flagged cells marked ``!``.
+    tuning-free peers, tuned baselines; dashed lines between them), each row's best boxed in
+    blue, flagged cells marked ``!``, cells without a number grey.
     """
     import seaborn as sns
 
@@ -253,6 +254,8 @@ def plot_leaderboard(table: pd.DataFrame, *, path: str | Path | None = None,
         text[flagged] = [t + "!" for t in text[flagged]]
         return text
 
+    for ax in (ax1, ax2):
+        ax.set_facecolor("0.85")  # cells without a number
     sns.heatmap(err.astype(float), ax=ax1, cmap="YlOrRd", annot=annotate(err, ".3f"), fmt="",
                 annot_kws={"fontsize": 7}, cbar_kws={"label": "prequential error"},
                 linewidths=0.5, linecolor="white")
@@ -264,18 +267,23 @@ def plot_leaderboard(table: pd.DataFrame, *, path: str | Path | None = None,
         if np.isfinite(best[i]).any():
             j = int(np.nanargmin(best[i]))
             ax1.add_patch(_rect(j, i))
+    for ax, values, spec in ((ax1, err, ".3f"), (ax2, rec, ".0f")):
+        text = annotate(values, spec)
+        v = values.to_numpy(dtype=float)
+        for i, j in zip(*np.nonzero(~np.isfinite(v)), strict=True):
+            ax.text(j + 0.5, i + 0.5, text[i, j], ha="center", va="center", fontsize=7)
     fams = order["family"].tolist()
     for ax in (ax1, ax2):
         for j in range(1, len(fams)):
             if fams[j] != fams[j - 1]:
-                ax.axvline(j, color="black", lw=2)
+                ax.axvline(j, color="0.3", lw=1.2, ls="--")
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.tick_params(axis="y", labelsize=8)
     seeds = int(table["seeds"].max()) if "seeds" in table and len(table) else 1
     ax1.set_title(f"{title}: prequential error, mean of {seeds} seed(s) (lower is better; "
-                  "box = best of the row; ! = some seeds diverged, skipped steps or at chance)",
+                  "blue box = best of the row; ! = some seeds diverged, skipped steps or at chance)",
                   fontsize=9)
     ax2.set_title("median recovery after a shift, over shifts and seeds (steps; — = never "
                   "recovered in more than half, or nothing readable)", fontsize=9)
@@ -287,4 +295,4 @@ def plot_leaderboard(table: pd.DataFrame, *, path: str | Path | None = None,
 def _rect(j: int, i: int) -> Any:
     from matplotlib.patches import Rectangle
 
-    return Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2)
+    return Rectangle((j + 0.04, i + 0.06), 0.92, 0.88, fill=False, edgecolor="tab:blue", lw=2.5)

@@ -155,8 +155,8 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
                 text = f"**{text}**"
             if isinstance(r.ci, list | tuple):
                 text += f" {_ci(r.ci)}"
-            if not r.best and r.separated_from_best is not None:
-                text += " >" if r.separated_from_best else " ~"
+            if not r.best and pd.notna(r["separated_from_best"]):
+                text += " >" if r["separated_from_best"] else " ~"
             if r["flags"]:
                 text += f" ⚠ {r['flags']}"
             cells.append(text)
