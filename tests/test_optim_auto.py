@@ -11,7 +11,25 @@ import torch.nn.functional as F
 from torch import nn
 
 import autoopt_lab
-from autoopt_lab import AutoAdaGrad, AutoAdam, AutoSGD
+from autoopt_lab.optim import registry
+
+
+def _paper(cls):
+    """The class with ``curvature="paper"`` as its default: this module tests the paper's
+    method as written (tests/test_optim_curvature.py covers ``curvature="measured"``)."""
+
+    class Paper(cls):
+        def __init__(self, params, **options):
+            options.setdefault("curvature", "paper")
+            super().__init__(params, **options)
+
+    Paper.__name__ = Paper.__qualname__ = cls.__name__
+    return Paper
+
+
+AutoSGD, AutoAdam, AutoAdaGrad = (
+    _paper(c) for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
+)
 from autoopt_lab.optim.reference import ReferenceAutoOpt
 from autoopt_lab.stats.reference import loop_per_sample_grads
 
@@ -327,23 +345,21 @@ def test_no_warning_in_normal_training():
         opt.hparams()
 
 
-def test_factory_builds_every_optimizer_and_reads_hparams():
-    from autoopt_lab.optim import OPTIMIZERS, build_optimizer, hparam_tensors
-
-    for name in OPTIMIZERS:
+def test_registry_builds_every_available_optimizer_and_reads_hparams():
+    for name in registry.names(available=True):
+        spec = registry.get(name)
         model = _small_model()
-        opts = {} if name.startswith("auto") else {"lr": 0.01}
-        opt, handle = build_optimizer(name, model, **opts)
-        assert (handle is not None) == name.startswith("auto")
-        _train_once = _batches(1)[0]
-        opt.zero_grad()
-        F.nll_loss(model(_train_once[0]), _train_once[1]).backward()
-        opt.step()
-        hp = hparam_tensors(opt, model)
-        assert set(hp) == {n for n, _ in model.named_parameters()}
-        if handle:
-            handle.remove()
+        opts = {"lr": 0.01} if spec.required else {}
+        x, y = _batches(1)[0]
+        with registry.build(name, model, **opts) as bound:
+            assert (bound.tracker is not None) == spec.per_sample_stats
+            bound.zero_grad()
+            F.nll_loss(model(x), y).backward()
+            bound.step(lambda: F.nll_loss(model(x), y))
+            hp = bound.hparams()
+        assert set(hp) == {n for n, _ in model.named_parameters()}, name
+        assert all(v.shape == (2,) and torch.isfinite(v).all() for v in hp.values()), name
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        build_optimizer("rmsprop", _small_model())
-    with pytest.raises(ValueError, match="lr required"):
-        build_optimizer("sgd", _small_model())
+        registry.build("rmsprop", _small_model())
+    with pytest.raises(ValueError, match="needs lr"):
+        registry.build("sgd", _small_model())

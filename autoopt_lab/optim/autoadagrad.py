@@ -21,9 +21,10 @@ class AutoAdaGrad(AutoOptimizer):
         >>> model = torch.nn.Linear(4, 3)
         >>> opt = AutoAdaGrad(model.parameters())
         >>> with autoopt_lab.track(model):
+        ...     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
         ...     opt.zero_grad()
-        ...     F.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 3, (16,))).backward()
-        ...     opt.step()
+        ...     F.cross_entropy(model(x), y).backward()
+        ...     opt.step(lambda: F.cross_entropy(model(x), y))
         >>> list(opt.hparams())
         [0, 1]
     """
@@ -42,7 +43,7 @@ class AutoAdaGrad(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
-        curvature: str = "paper",
+        curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
     ) -> None:

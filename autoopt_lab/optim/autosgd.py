@@ -21,8 +21,15 @@ class AutoSGD(AutoOptimizer):
         weight_decay: L2 penalty added to the gradient, as in ``torch.optim.SGD``.
         solver: ``"triangle"`` (minimise eq. 16 over lr, momentum in [0, 1]) or
             ``"authors"`` (the published code's fallback to no momentum).
-        max_lr: an opt-in trust region: the same problem solved with lr <= ``max_lr``.
-            1.0 (the default) is the paper's method.
+        max_lr: a cap on the learning rate (1.0 by default; with ``curvature="paper"`` the
+            paper's triangle, lr in [0, 1]).
+        curvature: ``"measured"`` (default): the Hessian is measured, not assumed, by a
+            Hessian-vector product of the batch loss every ``curvature_every`` steps, and
+            lr = (the paper's lr) / c with ``c`` the measured curvature relative to the
+            preconditioner (docs/curvature.md); ``step()`` then needs the loss closure.
+            ``"paper"``: the paper's assumption ``H-bar = H-hat`` (for SGD, unit curvature).
+        curvature_every: steps between Hessian-vector products (``"measured"``).
+        curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
 
     Example:
         >>> import torch, torch.nn.functional as F, autoopt_lab
@@ -30,9 +37,10 @@ class AutoSGD(AutoOptimizer):
         >>> opt = AutoSGD(model.named_parameters())
         >>> with autoopt_lab.track(model):
         ...     for _ in range(3):
+        ...         x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
         ...         opt.zero_grad()
-        ...         F.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 3, (16,))).backward()
-        ...         opt.step()
+        ...         F.cross_entropy(model(x), y).backward()
+        ...         opt.step(lambda: F.cross_entropy(model(x), y))  # the loss, no backward
         >>> sorted(opt.hparams()["weight"])
         ['lr', 'momentum']
     """
@@ -50,7 +58,7 @@ class AutoSGD(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
-        curvature: str = "paper",
+        curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
     ) -> None:

@@ -5,8 +5,8 @@ Each entry is one :func:`~autoopt_lab.optim.registry.register` call; see
 packages (the ``peers`` extra) and are built at their published defaults.
 
 >>> from autoopt_lab.optim import registry
->>> registry.names("auto")[:3]
-['autosgd', 'autoadam', 'autoadagrad']
+>>> registry.names("auto")
+['autosgd', 'autoadam', 'autoadagrad', 'autosgd-paper', 'autoadam-paper', 'autoadagrad-paper', 'autoadam-authors']
 >>> registry.get("prodigy").family, registry.get("prodigy").package
 ('peer', 'prodigyopt')
 """
@@ -66,16 +66,27 @@ def _auto(name: str, display: str, cls: type, base: str, description: str, **pre
     )
 
 
-_auto("autosgd", "AutoSGD", AutoSGD, "sgd", "AutoOpt on SGD (H = I), library defaults")
-_auto("autoadam", "AutoAdam", AutoAdam, "adam", "AutoOpt on Adam's preconditioner (eq. 11)")
-_auto("autoadagrad", "AutoAdaGrad", AutoAdaGrad, "adagrad", "AutoOpt on AdaGrad's (eq. 12)")
+_AUTO = (("sgd", "SGD", AutoSGD), ("adam", "Adam", AutoAdam), ("adagrad", "AdaGrad", AutoAdaGrad))
+for _base, _display, _cls in _AUTO:
+    _auto(
+        f"auto{_base}", f"Auto{_display}", _cls, _base,
+        f"AutoOpt on {_display}'s preconditioner, library defaults: curvature measured by "
+        "Hessian-vector products (docs/curvature.md)",
+    )
+for _base, _display, _cls in _AUTO:
+    _auto(
+        f"auto{_base}-paper", f"Auto{_display} (paper)", _cls, _base,
+        f"AutoOpt on {_display} exactly as the paper writes it: H-bar = H-hat, lr in [0, 1]",
+        curvature="paper",
+    )
 _auto(
     "autoadam-authors",
     "AutoAdam (authors)",
     AutoAdam,
     "adam",
     "AutoAdam with the authors' published settings (eps=1e-3, constant bias correction, "
-    "ewma=0.99999)",
+    "ewma=0.99999; the paper's curvature)",
+    curvature="paper",
     **AUTHORS_AUTOADAM,
 )
 
