@@ -9,7 +9,12 @@ from . import preconditioners as P
 from .base import AutoOptimizer
 
 #: The settings of the authors' published AutoAdam, for a faithful comparison.
-AUTHORS_AUTOADAM = {"eps": 1e-3, "bias_correction": "constant", "ewma": 0.99999}
+AUTHORS_AUTOADAM = {
+    "eps": 1e-3,
+    "bias_correction": "constant",
+    "ewma": 0.99999,
+    "curvature": "paper",
+}
 
 
 class AutoAdam(AutoOptimizer):
@@ -22,7 +27,7 @@ class AutoAdam(AutoOptimizer):
     gamma unchanged at a given point but changes the step length.
 
     The authors' code also uses ``eps=1e-3`` and ``ewma=0.99999`` (which freezes the lr near
-    its warm start): ``AutoAdam(params, curvature="paper", **AUTHORS_AUTOADAM)`` reproduces
+    its warm start): ``AutoAdam(params, **AUTHORS_AUTOADAM)`` reproduces
     those settings. The paper's assumption ``H-bar = H-hat`` makes AutoAdam's steps 50-300
     times too long on our CNNs; the default ``curvature="measured"`` measures the curvature
     instead (options as :class:`~autoopt_lab.optim.AutoSGD`, docs/curvature.md).

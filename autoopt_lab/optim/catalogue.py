@@ -86,7 +86,6 @@ _auto(
     "adam",
     "AutoAdam with the authors' published settings (eps=1e-3, constant bias correction, "
     "ewma=0.99999; the paper's curvature)",
-    curvature="paper",
     **AUTHORS_AUTOADAM,
 )
 
