@@ -254,14 +254,16 @@ def plot_leaderboard(table: pd.DataFrame, *, path: str | Path | None = None,
         text[flagged] = [t + "!" for t in text[flagged]]
         return text
 
-    for ax in (ax1, ax2):
+    import warnings
+
+    for ax, values, spec, label in ((ax1, err, ".3f", "prequential error"),
+                                    (ax2, rec, ".0f", "median recovery (steps)")):
         ax.set_facecolor("0.85")  # cells without a number
-    sns.heatmap(err.astype(float), ax=ax1, cmap="YlOrRd", annot=annotate(err, ".3f"), fmt="",
-                annot_kws={"fontsize": 7}, cbar_kws={"label": "prequential error"},
-                linewidths=0.5, linecolor="white")
-    sns.heatmap(rec.astype(float), ax=ax2, cmap="YlOrRd", annot=annotate(rec, ".0f"), fmt="",
-                annot_kws={"fontsize": 7}, cbar_kws={"label": "median recovery (steps)"},
-                linewidths=0.5, linecolor="white")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-empty panel
+            sns.heatmap(values.astype(float), ax=ax, cmap="YlOrRd", annot=annotate(values, spec),
+                        fmt="", annot_kws={"fontsize": 7}, cbar_kws={"label": label},
+                        linewidths=0.5, linecolor="white")
     best = err.to_numpy(dtype=float)
     for i in range(best.shape[0]):
         if np.isfinite(best[i]).any():
