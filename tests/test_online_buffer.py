@@ -243,6 +243,23 @@ def test_a_module_without_log_probabilities_is_refused_at_its_first_step():
     assert model.n_buffered == 1 and model.labels == ["x"]  # the failing call left nothing
 
 
+def batch_norm(n_features: int, n_outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_features, n_outputs), nn.BatchNorm1d(n_outputs),
+                         nn.LogSoftmax(dim=1))
+
+
+def test_a_layer_without_per_sample_gradients_is_refused_by_auto_optimizers_only():
+    auto = TorchClassifier(batch_norm, optimizer="autosgd", batch_size=2, device="cpu")
+    auto.learn_one({"a": 1.0}, "x")
+    with pytest.raises(TypeError, match="BatchNorm"):
+        auto.learn_one({"a": 2.0}, "y")
+    assert auto.n_buffered == 1 and auto.n_steps == 0
+    plain = TorchClassifier(batch_norm, optimizer="adam:lr=0.1", batch_size=2, device="cpu")
+    for i in range(4):
+        plain.learn_one({"a": float(i)}, "xy"[i % 2])
+    assert plain.n_steps == 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

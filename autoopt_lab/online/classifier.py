@@ -1,4 +1,4 @@
-"""A river classifier over a torch module trained by any registry optimizer (AutoAdaGrad default).
+"""A river classifier over a torch module trained by any registry optimizer.
 
 >>> from river import datasets, evaluate, metrics, preprocessing
 >>> model = preprocessing.StandardScaler() | TorchClassifier(seed=0)
@@ -60,8 +60,9 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
         (end with ``nn.LogSoftmax(dim=1)``): the loss is the NLL.
     optimizer
         A registry name or spec string (``"autosgd"``, ``"sgd:lr=0.05:momentum=0.9"``). The
-        default, AutoAdaGrad, was the best Auto optimizer on all five binary streams of
-        ``benchmarks/online_river.py`` (``docs/online.md``).
+        default, ``"autoadagrad-paper"`` (AutoAdaGrad with the paper's curvature model), was
+        the best Auto optimizer on every binary stream of ``benchmarks/online_river.py``
+        (``docs/online.md``).
     optimizer_options
         Options added to the spec string's.
     batch_size
@@ -98,7 +99,7 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
     def __init__(
         self,
         module: nn.Module | ModuleFactory | None = None,
-        optimizer: str = "autoadagrad",
+        optimizer: str = "autoadagrad-paper",
         optimizer_options: dict[str, Any] | None = None,
         batch_size: int = 8,
         classes: Sequence[Hashable] | None = None,

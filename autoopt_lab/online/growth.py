@@ -19,7 +19,7 @@ starts at logit 0.
 >>> from torch import nn
 >>> net = nn.Sequential(nn.Linear(2, 3), nn.LogSoftmax(dim=1))
 >>> grow_linear(input_layer(net), in_features=4)
->>> net[0].weight.shape, float(net[0].weight[:, 2:].abs().sum())
+>>> net[0].weight.shape, float(net[0].weight.detach()[:, 2:].abs().sum())
 (torch.Size([3, 4]), 0.0)
 """
 

@@ -99,7 +99,7 @@ class TorchLearner(base.Base):
     def __init__(
         self,
         module: nn.Module | ModuleFactory | None = None,
-        optimizer: str = "autoadagrad",
+        optimizer: str = "autoadagrad-paper",
         optimizer_options: dict[str, Any] | None = None,
         batch_size: int = 8,
         features: Sequence[Hashable] | None = None,
@@ -278,7 +278,11 @@ class TorchLearner(base.Base):
                 )
             self._in_width, self._out_width = n_in, n_out
         self._net = net.to(self._device).eval()
-        self._bind()
+        try:
+            self._bind()
+        except BaseException:
+            self._net = None  # e.g. a layer the per-sample statistics do not support
+            raise
         self._grow()  # a module instance may be narrower than the data
 
     def _bind(self, state: dict[str, Any] | None = None, *, new_eval_net: bool = True) -> None:
@@ -315,6 +319,11 @@ class TorchLearner(base.Base):
         grow_out = self._out_width is not None and n_out > self._out_width
         if not (grow_in or grow_out):
             return
+        if grow_out and not self._output_can_grow():
+            raise ValueError(
+                f"there are {n_out} classes but the module's output layer cannot grow past "
+                f"{self._out_width}; pass classes=(...) up front"
+            )
         before = trainable_shapes(net)
         state = self._bound.state_dict()
         self._bound.close()
@@ -322,13 +331,7 @@ class TorchLearner(base.Base):
             grow_linear(input_layer(net), in_features=len(self._layout))
             self._in_width = len(self._layout)
         if grow_out:
-            layer = output_layer(net)
-            if layer is None or layer.out_features != self._out_width:
-                raise ValueError(
-                    f"there are {n_out} classes but the module's output layer cannot grow past "
-                    f"{self._out_width}; pass classes=(...) up front"
-                )
-            grow_linear(layer, out_features=n_out)
+            grow_linear(output_layer(net), out_features=n_out)
             self._out_width = n_out
         if self._coordinate_keys is None:
             self._coordinate_keys = coordinate_keys(
