@@ -41,3 +41,15 @@ def test_notebook_quick_run_writes_pngs_and_json(tmp_path):
     assert key["per_optimizer"]["autosgd"]["shifts"][0]["lr"]["pre"] > 0
     for png in key["png"]:
         assert (tmp_path / png).stat().st_size > 10_000
+
+
+def test_notebook_is_generated_from_the_streams_cells_module():
+    from autoopt_lab.notebooks import CELL_MODULES, stale
+
+    assert "autoopt_lab.streams.notebooks" in CELL_MODULES
+    assert "stream_readapt.ipynb" not in stale()
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "resolve_mode(" in code and "0.25" not in code  # no copied quick-mode policy

@@ -363,3 +363,19 @@ def test_recovery_statuses_in_a_trace_report():
                        "loss": 0.5})
     shift = shift_report(df, sc)["shifts"][0]
     assert shift["recovery_steps"] == 2 and shift["status"] == "recovered"
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_trace(data, tmp_path):
+    from autoopt_lab.streams.experiment import run_one
+
+    sc = scenario(a=8, b=8)
+    full, _ = run_one(sc, "autosgd", {}, data=data, device=torch.device("cpu"), progress=False)
+    files = tmp_path / "autosgd-seed0"
+    part = StreamRun(sc, "autosgd", device="cpu", data=data)
+    part.run(11)
+    part.save_checkpoint(tmp_path / "autosgd-seed0.ckpt")  # as if killed after step 11
+    resumed, _ = run_one(sc, "autosgd", {}, data=data, device=torch.device("cpu"), files=files,
+                         checkpoint_every=5, progress=False)
+    pd.testing.assert_frame_equal(resumed, full, check_exact=True)
+    assert not (tmp_path / "autosgd-seed0.ckpt").exists()  # finished: the result file stays
+    assert (tmp_path / "autosgd-seed0.json").is_file()
