@@ -27,6 +27,7 @@ CELL_MODULES: tuple[str, ...] = (
     "autoopt_lab.experiments.notebooks",
     "autoopt_lab.workbench.cells",
     "autoopt_lab.streams.notebooks",
+    "autoopt_lab.arena.notebook",
 )
 
 _NOTEBOOKS: dict[str, Callable[[], Cells]] = {}

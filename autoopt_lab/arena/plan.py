@@ -188,7 +188,11 @@ def get_preset(name: str | ArenaPlan, **overrides: Any) -> ArenaPlan:
     else:
         raise ValueError(f"unknown arena preset {name!r}; known: {', '.join(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("batch_sizes", "seeds", "auto", "peers", "extra"):
+    for key in ("batch_sizes", "seeds", "auto", "peers", "extra", "sgd_lrs", "sgd_momenta",
+                "adam_lrs", "adagrad_lrs"):
         if key in overrides:
-            overrides[key] = tuple(overrides[key])
+            value = overrides[key]
+            if isinstance(value, str):
+                raise ValueError(f"{key} must be a list, got the string {value!r}")
+            overrides[key] = tuple(value)
     return dataclasses.replace(plan, **overrides) if overrides else plan

@@ -6,9 +6,9 @@
 62006
 """
 
+from .checks import check_log_probabilities
 from .cifar_lenet import CifarLeNet
 from .mnist_cnn import MnistCNN
-from .checks import check_log_probabilities
 from .registry import MODELS, build_model, model_name_for
 
 __all__ = [
