@@ -379,3 +379,17 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_trace(data, tmp_pa
     pd.testing.assert_frame_equal(resumed, full, check_exact=True)
     assert not (tmp_path / "autosgd-seed0.ckpt").exists()  # finished: the result file stays
     assert (tmp_path / "autosgd-seed0.json").is_file()
+
+
+def test_every_scenario_folder_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    a = write(tmp_path, name="a1")
+    b = write(tmp_path, name="b1")
+    out = tmp_path / "out"
+    assert main(["stream", str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out / "b1"),
+                 "--threads", "1"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(StreamRun, "step", lambda self: pytest.fail("work started"))
+    assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.1", "--out", str(out)]) == 2
+    err = one_line(capsys)
+    assert "b1" in err and "another run" in err
+    assert not (out / "a1" / "summary.json").exists()

@@ -196,13 +196,15 @@ def main(args: argparse.Namespace) -> int:
             log.warning("two scenarios are named %r: %s goes to %s/%s", sc.name, sc.source, out,
                         folder)
     cache = args.tuning_cache or (out / "tuning.json")
+    common = dict(device=device, seeds=seeds, grid=mode.grid, tuning_cache=cache,
+                  checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+                  max_steps=args.max_steps or DEFAULT_MAX_STEPS, max_batch=args.max_batch)
+    for sc, folder in zip(scenarios, folders, strict=True):  # every folder before any work
+        run_scenario(sc, entries, out=out / folder if many else out, check_only=True, **common)
     all_rows, opt_rows = [], []
     for sc, folder in zip(scenarios, folders, strict=True):
         target = out / folder if many else out
-        _, summary = run_scenario(
-            sc, entries, out=target, device=device, seeds=seeds, grid=mode.grid,
-            tuning_cache=cache, checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-            max_steps=args.max_steps or DEFAULT_MAX_STEPS, max_batch=args.max_batch)
+        _, summary = run_scenario(sc, entries, out=target, **common)
         summary["scenario"] = folder
         all_rows += table_rows(summary)
         opt_rows += optimizer_rows(summary)

@@ -113,7 +113,8 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
                  auto_hparams: str | Mapping[str, Any] | None = None,
                  checkpoint_every: int | None = None, fresh: bool = False,
                  progress: bool = True, max_steps: int = DEFAULT_MAX_STEPS,
-                 max_batch: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                 max_batch: int | None = None,
+                 check_only: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run ``optimizers`` on ``scenario`` for each seed; returns ``(trace, summary)`` and writes
     them to ``out``.
 
@@ -123,7 +124,9 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
     first segment with ``grid``. ``auto_hparams`` go to the Auto optimizers that take each
     key (see :func:`~autoopt_lab.streams.selection.apply_shared_options`). With
     ``checkpoint_every`` (>= 1) each run checkpoints that often and a rerun resumes.
-    ``fresh`` replaces results of another configuration found in ``out``.
+    ``fresh`` replaces results of another configuration found in ``out``. ``check_only``
+    validates everything and claims ``out``, then returns ``(empty frame, {})`` without running
+    (the CLI checks every scenario's folder before it runs the first).
     """
     entries = apply_shared_options(parse_optimizers(optimizers), auto_hparams or {})
     if checkpoint_every is not None and checkpoint_every < 1:
@@ -157,6 +160,8 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
         }, fresh=fresh)
         runs_dir = outp / "runs"
         runs_dir.mkdir(exist_ok=True)
+    if check_only:
+        return pd.DataFrame(), {}
         if tuning_cache is None:
             tuning_cache = outp / "tuning.json"
     cache = JsonCache(tuning_cache) if isinstance(tuning_cache, str | Path) else tuning_cache

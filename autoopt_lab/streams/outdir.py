@@ -32,7 +32,7 @@ __all__ = ["MANIFEST", "OutputExistsError", "claim_output", "ensure_writable", "
 #: The manifest file of an output folder.
 MANIFEST = "stream.json"
 #: Files and folders the harness writes into an output folder (besides listed PNGs).
-_OWN = ("trace.parquet", "summary.json", "comparison.png", "runs")
+_OWN = ("trace.parquet", "summary.json", "comparison.png", "runs", "table.md", "table.csv")
 
 
 class OutputExistsError(ValueError):
