@@ -99,6 +99,7 @@ class Workbench:
 
         from autoopt_lab.models import MODELS
 
+        choices.reload_scenarios()
         c: dict[str, widgets.Widget] = {
             "dataset": widgets.Dropdown(options=choices.dataset_menu(), description="data set"),
             "model": widgets.Dropdown(options=[DEFAULT_MODEL, *MODELS], description="model"),

@@ -148,6 +148,11 @@ def _catalogue() -> tuple[tuple[str, Any], ...]:
         return ()
 
 
+def reload_scenarios() -> None:
+    """Read the ``streams/`` catalogue again (a new workbench sees edited scenario files)."""
+    _catalogue.cache_clear()
+
+
 def scenario_names() -> list[str]:
     """Names of the catalogue scenarios (the ``streams/*.toml`` file stems)."""
     return [name for name, _ in _catalogue()]
