@@ -166,3 +166,19 @@ def test_run_uses_the_gpu_when_there_is_one():
     res = run(RunConfig(optimizer="sgd", lr=0.05, momentum=0.9, **{**TINY, "device": "auto"}), progress=False)
     assert res.metrics["device_used"].startswith("cuda")
     assert math.isfinite(res.metrics["final_test_err_pct"])
+
+
+def test_train_error_after_the_last_epoch_only_changes_nothing_else():
+    from autoopt_lab.experiments.vectorized import run_group
+
+    every = sgd(seed=1)
+    final = RunConfig(optimizer="sgd", lr=0.05, momentum=0.9, seed=1, train_eval="final", **TINY)
+    assert final.run_id() == every.run_id()  # not part of a run's identity
+    for a, b in ((run(every, progress=False), run(final, progress=False)),
+                 (*run_group([every], progress=False), *run_group([final], progress=False))):
+        assert math.isnan(b.metrics["train_err_pct_per_epoch"][0])
+        assert b.metrics["final_train_err_pct"] == a.metrics["final_train_err_pct"]
+        assert b.metrics["test_err_pct_per_epoch"] == a.metrics["test_err_pct_per_epoch"]
+        assert b.trace.equals(a.trace)
+    with pytest.raises(ValueError, match="train_eval must be one of epoch, final"):
+        RunConfig(optimizer="sgd", lr=0.1, momentum=0.0, train_eval="never", **TINY)

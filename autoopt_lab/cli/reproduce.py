@@ -1,19 +1,21 @@
 """``autoopt-lab reproduce``: the paper's Figures 2-4 and Table 2 as executed notebooks.
 
 Runs the sweep the targets need (resumable, into ``--store`` or ``OUT/results.sqlite``),
-executes the notebooks through papermill into ``OUT``, and writes ``OUT/summary.json``.
+executes the notebooks through papermill into ``OUT``, and writes ``OUT/summary.json`` (the
+claim table first; the command also prints it).
 
 Example::
 
     autoopt-lab reproduce all --quick --out results/quick
-    autoopt-lab reproduce table2 --full --dataset mnist --out results/full-mnist --workers 8
+    autoopt-lab reproduce all --full --dataset mnist,cifar10 --out results/full --workers 8
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,14 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dataset",
-        default="fashion-mnist",
-        help="comma list of mnist, fashion-mnist, cifar10 (default fashion-mnist, offline here)",
+        default="mnist,fashion-mnist",
+        help="comma list of mnist, fashion-mnist, cifar10 (default mnist,fashion-mnist: both "
+        "offline; Figures 2-3 use the first in quick mode)",
     )
     p.add_argument(
         "--store", default=None, help="SQLite results store (default OUT/results.sqlite)"
     )
     p.add_argument("--workers", type=int, default=2, help="parallel run processes (default 2)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel for papermill")
     p.add_argument(
@@ -71,44 +74,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from autoopt_lab.data import DataUnavailableError
+    from autoopt_lab.devices import resolve_device
+    from autoopt_lab.experiments.outputs import check_output_dir
     from autoopt_lab.experiments.reproduce import expand_targets, reproduce
 
-    try:
-        targets = expand_targets(args.targets)
-    except ValueError as exc:
-        print(f"autoopt-lab reproduce: {exc}", file=sys.stderr)
-        return 2
+    targets = expand_targets(args.targets)
     datasets = [d.strip() for d in args.dataset.split(",") if d.strip()]
-    try:
-        summary = reproduce(
-            targets,
-            args.mode,
-            args.out,
-            datasets=datasets,
-            store=args.store,
-            workers=args.workers,
-            device=args.device,
-            data_root=args.data_root,
-            kernel_name=args.kernel,
-            progress=not args.no_progress,
-            allow_subset=args.allow_subset,
-        )
-    except DataUnavailableError as exc:
-        print(f"autoopt-lab reproduce: {exc}", file=sys.stderr)
-        return 3
+    resolve_device(args.device)
+    check_output_dir(args.out, "--out")
+    summary = reproduce(
+        targets,
+        args.mode,
+        args.out,
+        datasets=datasets,
+        store=args.store,
+        workers=args.workers,
+        device=args.device,
+        data_root=args.data_root,
+        kernel_name=args.kernel,
+        progress=not args.no_progress,
+        allow_subset=args.allow_subset,
+    )
     print(f"mode {summary['mode']}: {summary['preset']['description']}")
+    if summary.get("data_warning"):
+        print(f"WARNING: {summary['data_warning']}")
     print(
         f"{summary['runs']} runs ({summary['sweep']['skipped']} reused), "
         f"{summary['wall_time_s']:.0f}s in all; outputs in {args.out}"
     )
-    for cell in summary.get("table2_cells", []):
-        paper = cell.get("paper_test_mean")
-        ref = f"  paper[{cell['paper_reference']}] {paper:.2f}" if paper is not None else ""
-        print(
-            f"  {cell['dataset']:>13} {cell['optimizer']:>11}: test {cell['test_mean']:6.2f} "
-            f"+- {cell['test_std'] or 0:.2f}  train {cell['train_mean']:6.2f} "
-            f"+- {cell['train_std'] or 0:.2f}  ({cell['config_text']}){ref}"
+    print("claims (verdict of the paper's method; every variant in summary.json):")
+    for claim in summary.get("claims", []):
+        others = "; ".join(
+            f"{c['display']} {c['verdict']}" for role, c in claim["variants"].items()
+            if role != "paper"
         )
+        print(f"  [{claim['verdict']}] {claim['claim']} - {claim['data']}"
+              + (f"  (others: {others})" if others else ""))
     print(json.dumps({"summary": f"{args.out}/summary.json"}))
     return 0

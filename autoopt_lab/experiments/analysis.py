@@ -1,5 +1,6 @@
-"""Tables the notebooks show: per-setting means over seeds, the best grid setting, Table 2,
-and the Figure 2 traces. Pure pandas over :meth:`ResultsStore.runs`; no plotting here.
+"""Tables the notebooks show: per-setting means over seeds with health flags, the best grid
+setting, Table 2 with a column per variant role, Auto against the grid per batch size, and
+the Figure 2 traces. Pure pandas over :meth:`ResultsStore.runs`; no plotting here.
 
 >>> import pandas as pd
 >>> runs = pd.DataFrame({"dataset": ["mnist"] * 4, "optimizer": ["sgd"] * 4,
@@ -17,12 +18,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from autoopt_lab.optim import registry
 
 from .paper import paper_reference
 from .store import ResultsStore
-from .variants import BASES, auto_for, counterpart, is_grid, tuned_for
+from .variants import BASES, ROLES, auto_for, is_grid, variants_for
 
 SETTING_KEYS = ["dataset", "variant", "optimizer", "batch_size", "lr", "momentum"]
 #: Final test error within this many points of chance counts as "at chance" (as in run()).
@@ -125,171 +127,177 @@ def best_settings(summary: pd.DataFrame, by: str = "test") -> pd.DataFrame:
     )
 
 
-def _config_text(row: pd.Series) -> str:
+def config_text(row: pd.Series) -> str:
+    """``"lr 10^-1.5, momentum 0.9"`` for a grid setting, the spec's label otherwise."""
     if not is_grid(row["optimizer"]):
-        return "AutoOpt"
+        return str(row.get("variant") or row["optimizer"])
     text = f"lr 10^{math.log10(row['lr']):.1f}"
     if pd.notna(row.get("momentum")):
         text += f", momentum {row['momentum']:g}"
     return text
 
 
-def _cell(row: pd.Series | None, dataset: str, optimizer: str, n_settings: int) -> dict[str, Any]:
-    ref_name, ref = paper_reference(dataset)
-    paper = ref.get(optimizer) if ref else None
-    cell: dict[str, Any] = {
-        "dataset": dataset,
-        "optimizer": optimizer,
-        "n_settings": n_settings,
-        "paper_reference": ref_name,
+def gap(a_mean: float, a_std: Any, t_mean: float, t_std: Any) -> tuple[float, float, float]:
+    """``(a - t, pooled seed std, (a - t) / pooled std)``; std NaN/None counts as 0.
+
+    >>> [round(v, 2) for v in gap(1.5, 0.3, 1.2, 0.4)]
+    [0.3, 0.35, 0.85]
+    """
+    sa = 0.0 if a_std is None or pd.isna(a_std) else float(a_std)
+    st = 0.0 if t_std is None or pd.isna(t_std) else float(t_std)
+    pooled = math.sqrt((sa**2 + st**2) / 2)
+    diff = float(a_mean) - float(t_mean)
+    return diff, pooled, diff / pooled if pooled > 0 else math.copysign(math.inf, diff or 1)
+
+
+def _stats(row: pd.Series) -> dict[str, Any]:
+    std = {k: (float(row[k]) if pd.notna(row[k]) else None) for k in ("train_std", "test_std")}
+    return {
+        "optimizer": row["optimizer"],
+        "display": registry.get(row["optimizer"]).display,
+        "variant": row["variant"],
+        "train_mean": float(row["train_mean"]),
+        "test_mean": float(row["test_mean"]),
+        **std,
+        "seeds": list(row["seeds"]),
+        "n_seeds": int(row["n_seeds"]),
+        "n_diverged": int(row["n_diverged"]),
+        "n_at_chance": int(row["n_at_chance"]),
+        "n_skipping": int(row["n_skipping"]),
+        "flags": row["flags"],
+        "config_text": config_text(row),
     }
-    if row is not None:
-        cell.update(
-            train_mean=float(row["train_mean"]),
-            train_std=float(row["train_std"]) if pd.notna(row["train_std"]) else None,
-            test_mean=float(row["test_mean"]),
-            test_std=float(row["test_std"]) if pd.notna(row["test_std"]) else None,
-            seeds=list(row["seeds"]),
-            n_seeds=int(row["n_seeds"]),
-            n_diverged=int(row["n_diverged"]),
-            n_at_chance=int(row["n_at_chance"]),
-            n_skipping=int(row["n_skipping"]),
-            flags=row["flags"],
-            config=(
-                "AutoOpt"
-                if not is_grid(optimizer)
-                else {
-                    "lr": float(row["lr"]),
-                    **(
-                        {"momentum": float(row["momentum"])}
-                        if pd.notna(row.get("momentum"))
-                        else {}
-                    ),
-                }
-            ),
-            config_text=_config_text(row),
-        )
-    if paper is not None:
-        cell.update(
-            paper_train_mean=paper["train"][0],
-            paper_train_std=paper["train"][1],
-            paper_test_mean=paper["test"][0],
-            paper_test_std=paper["test"][1],
-            paper_config=paper["config"],
-        )
-        if row is not None:
-            cell["diff_train"] = cell["train_mean"] - paper["train"][0]
-            cell["diff_test"] = cell["test_mean"] - paper["test"][0]
-    return cell
 
 
-def table2(runs: pd.DataFrame, batch_size: int = 128, by: str = "test") -> pd.DataFrame:
-    """Table 2: for each data set and each of SGD, AutoSGD, Adam, AutoAdam, AdaGrad,
-    AutoAdaGrad present in ``runs`` at ``batch_size``: mean and std over seeds of the best
-    grid setting (chosen by mean ``by`` error) or of the Auto run, the paper's value beside
-    it and the difference (ours minus paper, in percentage points)."""
+def role_rows(summary: pd.DataFrame, dataset: str, base: str, batch_size: int,
+              by: str = "test") -> dict[str, pd.Series]:
+    """``{role: setting row}`` for one data set, preconditioner family and batch size: the
+    best grid setting (``tuned``, chosen by mean ``by`` error over seeds), each Auto role's
+    plain run, and the best tuning-free peer present (``peer``)."""
+    here = summary[(summary["dataset"] == dataset) & (summary["batch_size"] == batch_size)]
+    out: dict[str, pd.Series] = {}
+    peers = []
+    for v in variants_for(base, peers="all"):
+        rows = here[here["variant"] == v.optimizer]
+        if rows.empty:
+            continue
+        if v.role == "tuned":
+            best = best_settings(rows, by=by)
+            if not best.empty:
+                out["tuned"] = best.iloc[0]
+        elif v.role == "peer":
+            peers.append(rows.iloc[0])
+        else:
+            out[v.role] = rows.iloc[0]
+    if peers:
+        out["peer"] = min(peers, key=lambda r: (r[f"{by}_mean"], r["train_mean"]))
+    return out
+
+
+def table2(runs: pd.DataFrame, batch_size: int = 128, by: str = "test",
+           datasets: list[str] | None = None) -> pd.DataFrame:
+    """Table 2, one cell per (data set, preconditioner family, role): mean and std over
+    seeds of the final train and test error, health flags, the gap to the tuned cell (points
+    and seed-std units) and, for the tuned and paper's-method cells on a data set the paper
+    has, the paper's value (a reference only: their data differ in size). Data sets come in
+    the order of ``datasets`` (default: sorted)."""
     sub = runs[runs["batch_size"] == batch_size]
     summary = setting_summary(sub)
-    best = best_settings(summary, by=by)
     cells = []
-    for dataset in sorted(summary["dataset"].unique()) if not summary.empty else []:
+    present = list(summary["dataset"].unique()) if not summary.empty else []
+    order = [d for d in (datasets or sorted(present)) if d in present]
+    for dataset in order:
+        ref = paper_reference(dataset)
         for base in BASES:
-            grid_opt, auto_opt = tuned_for(base), auto_for(base)
-            for opt in (grid_opt, auto_opt):
-                pool = best if opt == grid_opt else summary[summary["is_auto"]]
-                match = pool[(pool["dataset"] == dataset) & (pool["optimizer"] == opt)]
-                n_settings = int(
-                    ((summary["dataset"] == dataset) & (summary["optimizer"] == opt)).sum()
-                )
-                if match.empty:
+            rows = role_rows(summary, dataset, base, batch_size, by=by)
+            tuned = rows.get("tuned")
+            for role in ROLES:
+                if role not in rows:
                     continue
-                cells.append(_cell(match.iloc[0], dataset, opt, n_settings))
+                r = rows[role]
+                cell = {"dataset": dataset, "base": base, "role": role, **_stats(r)}
+                cell["n_settings"] = int(
+                    ((summary["dataset"] == dataset) & (summary["variant"] == r["variant"])).sum()
+                )
+                if tuned is not None and role != "tuned":
+                    d, pooled, d_sd = gap(r["test_mean"], r["test_std"], tuned["test_mean"],
+                                          tuned["test_std"])
+                    cell.update(gap_test=d, pooled_std=pooled, gap_test_sd=d_sd)
+                paper_key = {"tuned": "tuned", "paper": "auto"}.get(role)
+                if ref is not None and paper_key is not None:
+                    paper = ref[base][paper_key]
+                    cell.update(paper_train_mean=paper["train"][0], paper_train_std=paper["train"][1],
+                                paper_test_mean=paper["test"][0], paper_test_std=paper["test"][1])
+                cells.append(cell)
     return pd.DataFrame(cells)
 
 
 def table2_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 as strings, one row per (data set, optimizer): ours, paper's, difference."""
-
-    def fmt(m: Any, s: Any) -> str:
-        if m is None or (isinstance(m, float) and np.isnan(m)):
-            return "-"
-        return f"{m:.2f}, {s:.2f}" if s is not None and not pd.isna(s) else f"{m:.2f}, -"
-
-    rows = []
+    """Table 2 as text: one row per (data set, family), one column per role, each cell
+    ``"test mean ± std (train mean)"`` with the optimizer or setting and any health flag."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
     for _, c in table.iterrows():
-        for split in ("train", "test"):
-            rows.append(
-                {
-                    "dataset": c["dataset"],
-                    "optimizer": c["optimizer"],
-                    "split": split,
-                    "ours (mean, std %)": fmt(c.get(f"{split}_mean"), c.get(f"{split}_std")),
-                    "seeds": c.get("n_seeds"),
-                    "config": c.get("config_text"),
-                    f"paper [{c.get('paper_reference')}]": fmt(
-                        c.get(f"paper_{split}_mean"), c.get(f"paper_{split}_std")
-                    ),
-                    "diff (pp)": (
-                        f"{c[f'diff_{split}']:+.2f}"
-                        if f"diff_{split}" in c and pd.notna(c.get(f"diff_{split}"))
-                        else "-"
-                    ),
-                    "flags": c.get("flags") or "",
-                }
-            )
-    return pd.DataFrame(rows)
+        std = f" ± {c['test_std']:.2f}" if pd.notna(c.get("test_std")) else ""
+        text = f"{c['test_mean']:.2f}{std} (train {c['train_mean']:.2f}) {c['config_text']}"
+        if pd.notna(c.get("gap_test")):
+            text += f" [gap {c['gap_test']:+.2f}]"
+        if c.get("flags"):
+            text += f" !! {c['flags']}"
+        rows.setdefault((c["dataset"], c["base"]), {})[c["role"]] = text
+    cols = [r for r in ROLES if r in set(table.get("role", []))]
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols).fillna("-")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["dataset", "family"])
+    return out
 
 
 def auto_vs_grid(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (data set, grid optimizer, batch size): the best grid setting's mean test error,
-    the Auto counterpart's, and the Auto run's rank among all grid settings (1 = best)."""
-    rows = []
-    best = best_settings(summary)
-    for _, b in best.iterrows():
-        auto = summary[
-            (summary["dataset"] == b["dataset"])
-            & (summary["optimizer"] == counterpart(b["optimizer"]))
-            & (summary["batch_size"] == b["batch_size"])
-        ]
-        grid = summary[
-            (summary["dataset"] == b["dataset"])
-            & (summary["optimizer"] == b["optimizer"])
-            & (summary["batch_size"] == b["batch_size"])
-        ]
-        row = {
-            "dataset": b["dataset"],
-            "optimizer": b["optimizer"],
-            "batch_size": int(b["batch_size"]),
-            "n_settings": len(grid),
-            "best_config": _config_text(b),
-            "best_flags": b["flags"],
-            "best_train_mean": float(b["train_mean"]),
-            "best_test_mean": float(b["test_mean"]),
-        }
-        if not auto.empty:
-            a = auto.iloc[0]
-            row.update(
-                auto_train_mean=float(a["train_mean"]),
-                auto_test_mean=float(a["test_mean"]),
-                auto_flags=a["flags"],
-                auto_rank=int((grid["test_mean"] < a["test_mean"]).sum()) + 1,
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """Per (data set, family, batch size) and each non-grid variant run there: its mean test
+    error, the best grid setting's, the gap, the variant's rank among the grid settings
+    (1 = better than all) and its health flags."""
+    out = []
+    for (dataset, n), here in summary.groupby(["dataset", "batch_size"], sort=True):
+        for base in BASES:
+            rows = role_rows(summary, dataset, base, int(n))
+            tuned = rows.get("tuned")
+            if tuned is None:
+                continue
+            grid = here[here["variant"] == tuned["variant"]]
+            for v in variants_for(base, peers="all"):
+                if v.role == "tuned":
+                    continue
+                match = here[here["variant"] == v.optimizer]
+                if match.empty or any(r["variant"] == v.optimizer for r in out
+                                      if (r["dataset"], r["batch_size"]) == (dataset, int(n))):
+                    continue
+                a = match.iloc[0]
+                d, pooled, d_sd = gap(a["test_mean"], a["test_std"], tuned["test_mean"],
+                                      tuned["test_std"])
+                out.append({
+                    "dataset": dataset, "base": base, "batch_size": int(n),
+                    "role": v.role, "variant": v.optimizer, "display": v.display,
+                    "n_settings": len(grid), "best_config": config_text(tuned),
+                    "best_test_mean": float(tuned["test_mean"]),
+                    "best_flags": tuned["flags"],
+                    "test_mean": float(a["test_mean"]), "test_std": a["test_std"],
+                    "gap_test": d, "gap_test_sd": d_sd, "pooled_std": pooled,
+                    "rank": int((grid["test_mean"] < a["test_mean"]).sum()) + 1,
+                    "flags": a["flags"],
+                })
+    return pd.DataFrame(out)
 
 
 def hparam_traces(
     store: ResultsStore,
     runs: pd.DataFrame,
     tensor: str = "conv1.weight",
-    optimizer: str | None = None,
+    optimizers: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Long frame (run_id, dataset, batch_size, seed, step, epoch, lr, momentum) of one
-    tensor's learning rate and momentum in every ``optimizer`` run (default: the library's
-    AutoSGD): Figure 2's data."""
-    optimizer = optimizer or auto_for("sgd")
+    """Long frame (run_id, optimizer, dataset, batch_size, seed, step, epoch, lr, momentum)
+    of one tensor's learning rate and momentum in every run of ``optimizers`` (default: the
+    library's AutoSGD): Figure 2's data."""
+    optimizers = optimizers or [auto_for("sgd")]
     frames = []
-    for _, r in runs[runs["optimizer"] == optimizer].iterrows():
+    for _, r in runs[runs["optimizer"].isin(optimizers)].iterrows():
         tr = store.trace(r["run_id"])
         if f"lr/{tensor}" not in tr:
             raise KeyError(f"run {r['run_id']} has no trace for tensor {tensor!r}")
@@ -297,6 +305,7 @@ def hparam_traces(
             pd.DataFrame(
                 {
                     "run_id": r["run_id"],
+                    "optimizer": r["optimizer"],
                     "dataset": r["dataset"],
                     "batch_size": int(r["batch_size"]),
                     "seed": int(r["seed"]),
@@ -308,24 +317,28 @@ def hparam_traces(
             )
         )
     if not frames:
-        return pd.DataFrame(
-            columns=["run_id", "dataset", "batch_size", "seed", "step", "epoch", "lr", "momentum"]
-        )
+        return pd.DataFrame(columns=["run_id", "optimizer", "dataset", "batch_size", "seed",
+                                     "step", "epoch", "lr", "momentum"])
     return pd.concat(frames, ignore_index=True)
 
 
 def hparam_trace_summary(traces: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per batch size: peak lr and its step, and the final lr and momentum (mean over seeds)."""
+    """Per (optimizer, batch size): each run's peak lr, averaged over seeds (with the seeds'
+    std), the step of the mean curve's peak, the mean lr, and the final lr and momentum."""
     out = []
-    for n, g in traces.groupby("batch_size", sort=True):
+    for (opt, n), g in traces.groupby(["optimizer", "batch_size"], sort=True):
+        per_run = g.groupby("run_id")["lr"].max()
         per_step = g.groupby("step")[["lr", "momentum"]].mean()
-        peak_step = int(per_step["lr"].idxmax())
         out.append(
             {
+                "optimizer": opt,
                 "batch_size": int(n),
+                "n_runs": int(per_run.size),
                 "steps": int(per_step.index.max()),
-                "peak_lr": float(per_step["lr"].max()),
-                "peak_lr_step": peak_step,
+                "peak_lr": float(per_run.mean()),
+                "peak_lr_std": float(per_run.std()) if per_run.size > 1 else 0.0,
+                "peak_lr_step": int(per_step["lr"].idxmax()),
+                "mean_lr": float(g["lr"].mean()),
                 "final_lr": float(per_step["lr"].iloc[-1]),
                 "final_momentum": float(per_step["momentum"].iloc[-1]),
                 "max_momentum": float(per_step["momentum"].max()),

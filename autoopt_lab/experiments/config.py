@@ -25,7 +25,10 @@ DEFAULT_BETAS: tuple[float, float] = (0.9, 0.99)
 # :func:`field_options`); they never also appear in ``options``.
 _HPARAM_FIELDS = ("lr", "momentum", "betas")
 # Fields that do not change a run's result, so they stay out of its identity.
-_NOT_IN_KEY = frozenset({"trace_every"})
+_NOT_IN_KEY = frozenset({"trace_every", "train_eval"})
+#: When the train error is measured: after every epoch, or after the last one only (it is a
+#: pass over the whole training set, about a quarter of a short run's time).
+TRAIN_EVALS: tuple[str, ...] = ("epoch", "final")
 #: How a run is computed: ``"loop"`` (one model, :func:`~autoopt_lab.experiments.run`) or
 #: ``"stacked"`` (with other grid settings as one stacked model, the vectorised executor).
 #: The two agree only to float rounding, which chaotic training amplifies to points of error
@@ -109,6 +112,8 @@ class RunConfig:
     ``max_train_samples`` / ``max_test_samples`` cut fixed, seed-independent subsets.
     ``trace_every=None`` thins the per-step trace to at most ~2,000 rows. ``engine`` is
     ``"loop"`` or ``"stacked"`` (see :data:`ENGINES`; only optimizers with a stacked form).
+    ``train_eval="final"`` measures the train error after the last epoch only (the other
+    epochs record NaN); like ``trace_every`` it does not change the run's identity.
 
     >>> cfg = RunConfig("fashion-mnist", "sgd", lr=0.01, momentum=0.0, batch_size=128)
     >>> cfg.model, len(cfg.run_id()), cfg.build_options()
@@ -132,6 +137,7 @@ class RunConfig:
     trace_every: int | None = field(default=None, compare=False)
     options: Mapping[str, Any] = field(default_factory=FrozenOptions)
     engine: str = "loop"
+    train_eval: str = field(default="epoch", compare=False)
 
     def __post_init__(self) -> None:
         from autoopt_lab.data import canonical_name
@@ -159,6 +165,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
+        if self.train_eval not in TRAIN_EVALS:
+            raise ValueError(
+                f"train_eval must be one of {', '.join(TRAIN_EVALS)}, got {self.train_eval!r}"
+            )
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.engine == "stacked" and not self.stackable:

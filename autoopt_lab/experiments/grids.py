@@ -105,6 +105,7 @@ def grid(
     max_train_samples: int | None = None,
     max_test_samples: int | None = None,
     device: str = "auto",
+    train_eval: str = "epoch",
 ) -> list[RunConfig]:
     """Every run of the grid: tuned optimizers over lr (SGD: lr x momentum) per batch size,
     every other optimizer one run per batch size; each for every seed. ``"all"`` (the
@@ -128,6 +129,7 @@ def grid(
         max_train_samples=max_train_samples,
         max_test_samples=max_test_samples,
         device=device,
+        train_eval=train_eval,
     )
     for dataset in datasets:
         for name, opts in items:

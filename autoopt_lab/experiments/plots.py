@@ -1,6 +1,8 @@
-"""Figures 2-4 of the paper, drawn from the tables in :mod:`autoopt_lab.experiments.analysis`.
-
-Each function returns a matplotlib Figure; the notebooks save them as PNG.
+"""Figures 2-4, Table 2 and the claim figure, drawn from the tables in
+:mod:`autoopt_lab.experiments.analysis`. Each function returns a matplotlib Figure; the
+notebooks save them as PNG. Titles are the caller's: they name the data set, its size, the
+epochs and the seeds. Error bars and bands are the seeds' std; the paper's values appear
+only as reference marks on the data set they come from.
 """
 
 from __future__ import annotations
@@ -13,38 +15,40 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from autoopt_lab.optim import registry
 
-from .variants import BASES, counterpart, tuned_for
+from .analysis import role_rows
+from .variants import BASES, ROLE_TITLES, ROLES, variants_for
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+ROLE_STYLE: dict[str, dict[str, str]] = {
+    "tuned": {"color": "tab:gray", "marker": "o"},
+    "paper": {"color": "black", "marker": "o"},
+    "authors": {"color": "tab:purple", "marker": "s"},
+    "default": {"color": "tab:red", "marker": "D"},
+    "peer": {"color": "tab:green", "marker": "^"},
+}
 
 
 def plot_hparams(traces: pd.DataFrame, title: str = "") -> Figure:
-    """Figure 2: learning rate (a) and momentum (b) against step, one curve per batch size."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    """Figure 2: learning rate and momentum against step, one curve per batch size (mean
+    over seeds, band = seeds' std), one row per Auto optimizer."""
+    opts = list(dict.fromkeys(traces["optimizer"])) or ["-"]
+    fig, axes = plt.subplots(len(opts), 2, figsize=(11, 3.6 * len(opts)), squeeze=False,
+                             constrained_layout=True)
     data = traces.copy()
     data["N"] = data["batch_size"].astype(int).astype(str)
     order = [str(n) for n in sorted(data["batch_size"].unique())]
-    for ax, col, label in zip(
-        axes, ("lr", "momentum"), ("(a) learning rate", "(b) momentum"), strict=True
-    ):
-        sns.lineplot(
-            data=data,
-            x="step",
-            y=col,
-            hue="N",
-            hue_order=order,
-            palette="viridis",
-            errorbar=None,
-            ax=ax,
-            linewidth=1.2,
-        )
-        ax.set_title(label)
-        ax.set_xlabel("step")
-        ax.set_ylabel(col)
-        ax.grid(alpha=0.3)
+    for i, opt in enumerate(opts):
+        sub = data[data["optimizer"] == opt]
+        name = registry.get(opt).display if opt in registry.names() else opt
+        for ax, col in zip(axes[i], ("lr", "momentum"), strict=True):
+            sns.lineplot(data=sub, x="step", y=col, hue="N", hue_order=order, palette="viridis",
+                         errorbar="sd", ax=ax, linewidth=1.2)
+            ax.set_title(f"{name}: {'learning rate' if col == 'lr' else 'momentum'}")
+            ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     return fig
@@ -62,66 +66,65 @@ def _limits(values: np.ndarray, must_show: np.ndarray) -> tuple[float, float]:
     return max(0.0, lo * 0.9 - 0.2), min(100.0, hi)
 
 
-def _scatter_panel(ax: plt.Axes, grid: pd.DataFrame, auto: pd.DataFrame, title: str) -> None:
-    """Test error against train error: grid settings coloured by log10(lr), marker by
-    momentum; the Auto setting as black dots (one per seed when ``auto`` has runs)."""
+def _std(v: object) -> float:
+    return 0.0 if v is None or pd.isna(v) else float(v)
+
+
+def _scatter_panel(ax: plt.Axes, grid: pd.DataFrame, others: list[tuple[str, pd.Series]],
+                   title: str) -> None:
+    """Test against train error: grid settings (mean over seeds, bars = std) coloured by
+    log10(lr), marker by momentum; every other variant as a labelled point with its bars."""
     norm = matplotlib.colors.Normalize(vmin=-4, vmax=0)
     cmap = matplotlib.colormaps["viridis"]
     momenta = sorted(grid["momentum"].dropna().unique()) if "momentum" in grid else []
-    if not momenta:
-        momenta = [None]
-    for i, m in enumerate(momenta):
+    for i, m in enumerate(momenta or [None]):
         sub = grid if m is None else grid[grid["momentum"] == m]
-        ax.scatter(
-            sub["train_mean"],
-            sub["test_mean"],
-            c=np.log10(sub["lr"].astype(float)),
-            cmap=cmap,
-            norm=norm,
-            marker=_MARKERS[i % len(_MARKERS)],
-            s=36,
-            alpha=0.85,
-            edgecolors="none",
-            label=None if m is None else f"momentum {m:g}",
-        )
-    ax.scatter(auto["train"], auto["test"], c="black", s=40, marker="o", label="AutoOpt", zorder=5)
-    xs = np.concatenate([grid["train_mean"].to_numpy(float), auto["train"].to_numpy(float)])
-    ys = np.concatenate([grid["test_mean"].to_numpy(float), auto["test"].to_numpy(float)])
-    xlim = _limits(xs, auto["train"].to_numpy(float))
-    ylim = _limits(ys, auto["test"].to_numpy(float))
+        ax.errorbar(sub["train_mean"], sub["test_mean"], xerr=sub["train_std"].fillna(0),
+                    yerr=sub["test_std"].fillna(0), fmt="none", ecolor="0.75", lw=0.8, zorder=1)
+        ax.scatter(sub["train_mean"], sub["test_mean"], c=np.log10(sub["lr"].astype(float)),
+                   cmap=cmap, norm=norm, marker=_MARKERS[i % len(_MARKERS)], s=36, alpha=0.9,
+                   edgecolors="none", zorder=2, label=None if m is None else f"momentum {m:g}")
+    xs = [*grid["train_mean"].astype(float)]
+    ys = [*grid["test_mean"].astype(float)]
+    for role, r in others:
+        style = ROLE_STYLE[role]
+        flag = " !" + r["flags"] if r.get("flags") else ""
+        ax.errorbar(r["train_mean"], r["test_mean"], xerr=_std(r["train_std"]),
+                    yerr=_std(r["test_std"]), fmt=style["marker"], color=style["color"],
+                    ms=7, capsize=2, zorder=5, mfc="none" if flag else style["color"],
+                    label=f"{registry.get(r['optimizer']).display}{flag}")
+        xs.append(float(r["train_mean"]))
+        ys.append(float(r["test_mean"]))
+    must = np.array([float(r["test_mean"]) for _, r in others] or [np.nan])
+    mustx = np.array([float(r["train_mean"]) for _, r in others] or [np.nan])
+    xlim, ylim = _limits(np.array(xs), mustx), _limits(np.array(ys), must)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
-    hidden = int(((xs > xlim[1]) | (ys > ylim[1])).sum())
+    hidden = int(((np.array(xs) > xlim[1]) | (np.array(ys) > ylim[1])).sum())
     if hidden:
-        ax.text(
-            0.98,
-            0.02,
-            f"{hidden} settings beyond the axes",
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="0.4",
-        )
-    ax.set_title(title)
+        ax.text(0.98, 0.02, f"{hidden} settings beyond the axes", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="0.4")
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel("train error (%)")
     ax.set_ylabel("test error (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
 
 
-def _auto_points(runs: pd.DataFrame, dataset: str, optimizer: str, batch_size: int) -> pd.DataFrame:
-    sel = runs[
-        (runs["dataset"] == dataset)
-        & (runs["optimizer"] == optimizer)
-        & (runs["batch_size"] == batch_size)
-    ]
-    return pd.DataFrame(
-        {
-            "train": sel["final_train_err_pct"].astype(float),
-            "test": sel["final_test_err_pct"].astype(float),
-        }
-    )
+def _others(summary: pd.DataFrame, dataset: str, base: str, n: int) -> list[tuple[str, pd.Series]]:
+    rows = role_rows(summary, dataset, base, n)
+    seen, out = set(), []
+    for role in ROLES[1:]:
+        if role in rows and rows[role]["variant"] not in seen:
+            seen.add(rows[role]["variant"])
+            out.append((role, rows[role]))
+    return out
+
+
+def _grid(summary: pd.DataFrame, dataset: str, base: str, n: int) -> pd.DataFrame:
+    tuned = variants_for(base)[0].optimizer
+    return summary[(summary["dataset"] == dataset) & (summary["variant"] == tuned)
+                   & (summary["batch_size"] == n)]
 
 
 def _colorbar(fig: Figure, axes: np.ndarray) -> None:
@@ -129,98 +132,128 @@ def _colorbar(fig: Figure, axes: np.ndarray) -> None:
     fig.colorbar(sm, ax=list(np.ravel(axes)), label="log10(learning rate)", shrink=0.8)
 
 
-def plot_errors_by_batch_size(
-    summary: pd.DataFrame, runs: pd.DataFrame, dataset: str, optimizer: str | None = None
-) -> Figure:
-    """Figure 3: one panel per batch size, every grid setting (mean over seeds) and the Auto
-    runs in black. ``optimizer`` defaults to tuned SGD."""
-    optimizer = optimizer or tuned_for("sgd")
-    sizes = sorted(
-        summary[(summary["dataset"] == dataset) & (summary["optimizer"] == optimizer)][
-            "batch_size"
-        ].unique()
-    )
+def plot_errors_by_batch_size(summary: pd.DataFrame, dataset: str, base: str = "sgd",
+                              title: str = "") -> Figure:
+    """Figure 3: one panel per batch size: every grid setting of the tuned optimizer on
+    ``base`` and each Auto variant run there."""
+    tuned = variants_for(base)[0].optimizer
+    sizes = sorted(summary[(summary["dataset"] == dataset) & (summary["variant"] == tuned)][
+        "batch_size"].unique())
     if not sizes:
-        raise ValueError(f"no {optimizer} runs for {dataset} in the summary")
+        raise ValueError(f"no {tuned} runs for {dataset} in the summary")
     cols = min(3, len(sizes))
     rows = math.ceil(len(sizes) / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False, constrained_layout=True
-    )
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 4.2 * rows), squeeze=False,
+                             constrained_layout=True)
     for ax, n in zip(axes.flat, sizes, strict=False):
-        grid = summary[
-            (summary["dataset"] == dataset)
-            & (summary["optimizer"] == optimizer)
-            & (summary["batch_size"] == n)
-        ]
-        _scatter_panel(
-            ax, grid, _auto_points(runs, dataset, counterpart(optimizer), n), f"N = {n}"
-        )
-    for ax in list(axes.flat)[len(sizes) :]:
+        _scatter_panel(ax, _grid(summary, dataset, base, int(n)),
+                       _others(summary, dataset, base, int(n)), f"N = {n}")
+    for ax in list(axes.flat)[len(sizes):]:
         ax.set_visible(False)
     _colorbar(fig, axes)
-    auto = registry.get(counterpart(optimizer)).display
-    fig.suptitle(f"{dataset}: {registry.get(optimizer).display} grid vs {auto} (black)")
+    fig.suptitle(title or dataset)
     return fig
 
 
-def plot_errors_by_optimizer(
-    summary: pd.DataFrame, runs: pd.DataFrame, batch_size: int = 128
-) -> Figure:
-    """Figure 4: rows = data sets, columns = SGD, Adam, AdaGrad at one batch size."""
+def plot_errors_by_optimizer(summary: pd.DataFrame, batch_size: int = 128,
+                             titles: dict[str, str] | None = None) -> Figure:
+    """Figure 4: rows = data sets, columns = preconditioner families, at one batch size."""
     datasets = sorted(summary["dataset"].unique())
-    opts = [o for o in map(tuned_for, BASES) if o in set(summary["optimizer"])]
-    if not datasets or not opts:
+    bases = [b for b in BASES if not _grid(summary, datasets[0], b, batch_size).empty] if (
+        datasets) else []
+    if not datasets or not bases:
         raise ValueError("no grid runs in the summary")
-    fig, axes = plt.subplots(
-        len(datasets),
-        len(opts),
-        figsize=(4.6 * len(opts), 4 * len(datasets)),
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig, axes = plt.subplots(len(datasets), len(bases), figsize=(4.8 * len(bases),
+                             4.2 * len(datasets)), squeeze=False, constrained_layout=True)
     for i, ds in enumerate(datasets):
-        for j, opt in enumerate(opts):
-            grid = summary[
-                (summary["dataset"] == ds)
-                & (summary["optimizer"] == opt)
-                & (summary["batch_size"] == batch_size)
-            ]
-            auto = _auto_points(runs, ds, counterpart(opt), batch_size)
-            _scatter_panel(axes[i, j], grid, auto, f"{ds}: {opt} (N = {batch_size})")
+        for j, base in enumerate(bases):
+            name = registry.get(variants_for(base)[0].optimizer).display
+            label = (titles or {}).get(ds, ds)
+            _scatter_panel(axes[i, j], _grid(summary, ds, base, batch_size),
+                           _others(summary, ds, base, batch_size),
+                           f"{label}\n{name} grid, N = {batch_size}")
     _colorbar(fig, axes)
     return fig
 
 
-def plot_table2(table: pd.DataFrame) -> Figure:
-    """Table 2 as bars: our mean +- std over seeds beside the paper's, per optimizer,
-    train and test, one row per data set."""
+def plot_table2(table: pd.DataFrame, titles: dict[str, str] | None = None) -> Figure:
+    """Table 2 as bars: per data set, the test error of every role per preconditioner
+    family (bars = seeds' std, hatched when a run was flagged); the paper's values as black
+    marks only on the data set they come from."""
     datasets = list(dict.fromkeys(table["dataset"]))
-    fig, axes = plt.subplots(
-        len(datasets), 2, figsize=(12, 3.6 * len(datasets)), squeeze=False, constrained_layout=True
-    )
-    for i, ds in enumerate(datasets):
-        t = table[table["dataset"] == ds].reset_index(drop=True)
-        x = np.arange(len(t))
-        for j, split in enumerate(("train", "test")):
-            ax = axes[i, j]
-            ours = t[f"{split}_mean"].astype(float)
-            ours_err = t[f"{split}_std"].astype(float).fillna(0)
-            ax.bar(x - 0.2, ours, 0.4, yerr=ours_err, label="ours", color="tab:blue", capsize=3)
-            if f"paper_{split}_mean" in t:
-                ref = t["paper_reference"].iloc[0]
-                ax.bar(
-                    x + 0.2,
-                    t[f"paper_{split}_mean"].astype(float),
-                    0.4,
-                    yerr=t[f"paper_{split}_std"].astype(float),
-                    label=f"paper ({ref})",
-                    color="tab:gray",
-                    capsize=3,
-                )
-            ax.set_xticks(x, t["optimizer"], rotation=20)
-            ax.set_ylabel(f"{split} error (%)")
-            ax.set_title(f"{ds}: {split}")
-            ax.grid(axis="y", alpha=0.3)
-            ax.legend(fontsize=8)
+    roles = [r for r in ROLES if r in set(table["role"])]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(11, 3.8 * len(datasets)),
+                             squeeze=False, constrained_layout=True)
+    width = 0.8 / max(len(roles), 1)
+    for ax, ds in zip(axes[:, 0], datasets, strict=True):
+        t = table[table["dataset"] == ds]
+        for k, role in enumerate(roles):
+            for j, base in enumerate(BASES):
+                c = t[(t["base"] == base) & (t["role"] == role)]
+                if c.empty:
+                    continue
+                c = c.iloc[0]
+                x = j - 0.4 + width * (k + 0.5)
+                ax.bar(x, c["test_mean"], width, yerr=_std(c["test_std"]), capsize=2,
+                       color=ROLE_STYLE[role]["color"], alpha=0.85,
+                       hatch="//" if c.get("flags") else None)
+                if pd.notna(c.get("paper_test_mean")):
+                    ax.plot(x, c["paper_test_mean"], marker="_", color="black", ms=14, mew=2,
+                            label="paper's value (its full data set)")
+        ax.set_xticks(range(len(BASES)), [registry.get(variants_for(b)[0].optimizer).display
+                                          for b in BASES])
+        ax.set_ylabel("test error (%)")
+        ax.set_title((titles or {}).get(ds, ds), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        patches = [Patch(color=ROLE_STYLE[r]["color"], label=ROLE_TITLES[r]) for r in roles]
+        patches.append(Patch(facecolor="white", edgecolor="black", hatch="//",
+                             label="flagged: diverged / at chance / skipped steps"))
+        _legend(ax, fontsize=7, ncol=3, extra=patches)
+    return fig
+
+
+def _legend(ax: plt.Axes, extra: list | None = None, **kw: object) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    handles += extra or []
+    labels += [h.get_label() for h in extra or []]
+    uniq = dict(zip(labels, handles, strict=True))
+    ax.legend(uniq.values(), uniq.keys(), **kw)
+
+
+def plot_claims(table: pd.DataFrame, titles: dict[str, str] | None = None,
+                paper_gaps: dict[tuple[str, str], float] | None = None) -> Figure:
+    """The README figure: per data set, the gap Auto - tuned in test error (points; bars =
+    pooled seed std) of every role per family, the matches tolerance as a grey band, and
+    the paper's gap as a star on the data set it comes from. Hollow markers: flagged runs."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    roles = [r for r in ROLES[1:] if r in set(table["role"])]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.4),
+                             squeeze=False, constrained_layout=True)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        t = table[(table["dataset"] == ds) & table["role"].isin(roles)]
+        for k, role in enumerate(roles):
+            for j, base in enumerate(BASES):
+                c = t[(t["base"] == base) & (t["role"] == role)]
+                if c.empty or pd.isna(c.iloc[0].get("gap_test")):
+                    continue
+                c = c.iloc[0]
+                style = ROLE_STYLE[role]
+                x = j + (k - (len(roles) - 1) / 2) * 0.15
+                gapv = float(np.clip(c["gap_test"], -20, 60))
+                ax.errorbar(x, gapv, yerr=_std(c.get("pooled_std")), fmt=style["marker"],
+                            color=style["color"], mfc="none" if c.get("flags") else style["color"],
+                            capsize=2, ms=6, label=ROLE_TITLES[role])
+                tol = max(2 * _std(c.get("pooled_std")), 0.5)
+                ax.fill_between([x - 0.06, x + 0.06], -tol, tol, color="0.85", zorder=0)
+        for j, base in enumerate(BASES):
+            if (ds, base) in (paper_gaps or {}):
+                ax.plot(j, paper_gaps[(ds, base)], "*", color="gold", mec="black", ms=11,
+                        zorder=6, label="paper's gap (same data set)")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(range(len(BASES)), [registry.get(variants_for(b)[0].optimizer).display
+                                          for b in BASES])
+        ax.set_ylabel("Auto - tuned test error (points)")
+        ax.set_title((titles or {}).get(ds, ds), fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        _legend(ax, fontsize=6, loc="upper left")
     return fig

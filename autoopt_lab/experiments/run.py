@@ -216,12 +216,17 @@ def run(
                 bar.update(1)
             if not diverged and rows and is_diverged(float(rows[-1][2])):
                 diverged = True
+            last = diverged or epoch == config.epochs - 1
             with bound.evaluating():
-                train_err, train_loss = evaluate(model, x_train, y_train)
+                train_err, train_loss = (
+                    evaluate(model, x_train, y_train)
+                    if last or config.train_eval == "epoch"
+                    else (math.nan, math.nan)
+                )
                 test_err, test_loss = evaluate(model, x_test, y_test)
             for k, v in zip(per_epoch, (train_err, test_err, train_loss, test_loss), strict=True):
                 per_epoch[k].append(v)
-            bar.set_postfix(train=f"{train_err:.2f}%", test=f"{test_err:.2f}%")
+            bar.set_postfix(test=f"{test_err:.2f}%")
             if diverged:
                 logger.info("%s diverged in epoch %d", config.label(), epoch + 1)
                 break

@@ -24,6 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .run import EVAL_BATCH
+
+EVAL_SAMPLES_PER_CHUNK = 8192  # K * eval batch is capped at this many samples
+
 
 class NotVectorizableError(ValueError):
     """A model or config group that the vectorised trainer cannot run."""
@@ -279,6 +283,26 @@ class StackedModel(nn.Module):
         return {n: p.detach()[k].clone() for n, p in self.stacked_parameters().items()}
 
 
+
+
+@torch.no_grad()
+def evaluate_stacked(model: StackedModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-member (error %, mean NLL) as two ``(K,)`` CPU tensors, in eval mode."""
+    was_training = model.training
+    model.eval()
+    k = model.k
+    wrong = torch.zeros(k, device=x.device)
+    loss = torch.zeros(k, device=x.device, dtype=torch.float64)
+    chunk = max(1, min(EVAL_BATCH, EVAL_SAMPLES_PER_CHUNK // k))
+    for start in range(0, len(y), chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        b = len(yb)
+        out = model(xb, shared=True).view(k, b, -1)
+        wrong += (out.argmax(2) != yb).sum(1)
+        loss += F.nll_loss(out.transpose(1, 2), yb.expand(k, b), reduction="none").sum(1).double()
+    model.train(was_training)
+    n = max(len(y), 1)
+    return (100.0 * wrong / n).cpu(), (loss / n).cpu()
 
 
 @functools.lru_cache(maxsize=32)

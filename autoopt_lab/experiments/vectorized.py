@@ -55,7 +55,6 @@ from .executors import (
 )
 from .run import (
     DIVERGED_LOSS,
-    EVAL_BATCH,
     MAX_TRACE_ROWS,
     RunResult,
     is_diverged,
@@ -64,14 +63,13 @@ from .run import (
     run_metrics,
     trace_frame,
 )
-from .stacked import NotVectorizableError, StackedModel
+from .stacked import NotVectorizableError, StackedModel, evaluate_stacked
 from .stacked_optim import StackedOptimizer
 
 logger = logging.getLogger(__name__)
 
 # Config fields that may differ inside one group; all others must be equal.
 _PER_MEMBER_FIELDS = frozenset({"lr", "momentum", "seed"})
-EVAL_SAMPLES_PER_CHUNK = 8192  # K * eval batch is capped at this many samples
 
 
 # -- grouping -------------------------------------------------------------------------------
@@ -162,26 +160,6 @@ def _momentum(config: RunConfig) -> float:
     return float(config.betas[0]) if kind == "adam" else 0.0
 
 
-@torch.no_grad()
-def evaluate_stacked(model: StackedModel, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-member (error %, mean NLL) as two ``(K,)`` CPU tensors, in eval mode."""
-    was_training = model.training
-    model.eval()
-    k = model.k
-    wrong = torch.zeros(k, device=x.device)
-    loss = torch.zeros(k, device=x.device, dtype=torch.float64)
-    chunk = max(1, min(EVAL_BATCH, EVAL_SAMPLES_PER_CHUNK // k))
-    for start in range(0, len(y), chunk):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
-        b = len(yb)
-        out = model(xb, shared=True).view(k, b, -1)
-        wrong += (out.argmax(2) != yb).sum(1)
-        loss += F.nll_loss(out.transpose(1, 2), yb.expand(k, b), reduction="none").sum(1).double()
-    model.train(was_training)
-    n = max(len(y), 1)
-    return (100.0 * wrong / n).cpu(), (loss / n).cpu()
-
-
 def _stacked_members(
     configs: Sequence[RunConfig], device: torch.device, info: Any
 ) -> tuple[StackedModel, list[str]]:
@@ -220,6 +198,14 @@ class _Ledger:
         self.stop_step: list[int | None] = [None] * k  # step at which a member diverged
         self.finished = [False] * k
         self.snapshots: dict[int, dict[str, Tensor]] = {}
+
+    def ending(self) -> bool:
+        """True when a running member stops this epoch (so its final errors are due)."""
+        return any(
+            not self.finished[j]
+            and (self.stop_step[j] is not None or (rows and is_diverged(float(rows[-1][2]))))
+            for j, rows in enumerate(self.rows)
+        )
 
     def active(self, j: int) -> bool:
         return self.stop_step[j] is None and not self.finished[j]
@@ -276,7 +262,7 @@ def run_group(
     configs = list(configs)
     _check_group(configs)
     configs = [c.with_engine("stacked") for c in configs]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     c0, k = configs[0], len(configs)
     device = resolve_device(c0.device)
     x_train, y_train, train_info, n_train = load_split(c0, True, device, data_root)
@@ -339,9 +325,11 @@ def run_group(
             if book.all_stopped():
                 break
         book.restore_snapshots(model)
-        (tr_err, tr_loss), (te_err, te_loss) = (
-            evaluate_stacked(model, x_train, y_train), evaluate_stacked(model, x_test, y_test)
-        )
+        if c0.train_eval == "epoch" or epoch == c0.epochs - 1 or book.ending():
+            tr_err, tr_loss = evaluate_stacked(model, x_train, y_train)
+        else:
+            tr_err = tr_loss = torch.full((k,), math.nan)
+        te_err, te_loss = evaluate_stacked(model, x_test, y_test)
         book.end_epoch((tr_err, te_err, tr_loss, te_loss))
         if all(book.finished):
             break
@@ -358,6 +346,7 @@ def run_group(
             test_info=test_info, n_train=n_train, n_test=n_test, versions=versions,
         )
         metrics["vectorized_group"] = k
+        metrics["cpu_time_s"] = (time.process_time() - cpu0) / k
         results.append(RunResult(c, metrics, trace_frame(book.rows[j])))
     return results
 # -- executing tasks ------------------------------------------------------------------------
