@@ -176,6 +176,27 @@ def test_functional_engine_handles_a_layer_the_hooks_do_not():
     torch.testing.assert_close(model[1].weight.autoopt_stats.sum_sq.double(), ref["1.weight"])
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_batchnorm_in_eval_mode_on_flat_and_spatial_input(dims):
+    """BatchNorm1d on (N, C) crashed with an IndexError (issue 13); (N, C, L) and 2-D too."""
+    torch.manual_seed(2)
+    bn = nn.BatchNorm1d(6) if dims == 1 else nn.BatchNorm2d(6)
+    shape = (6,) if dims == 1 else (6, 3, 3)
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(4, int(torch.tensor(shape).prod())),
+        nn.Unflatten(1, shape),
+        bn,
+        nn.Flatten(),
+        nn.Linear(int(torch.tensor(shape).prod()), 3),
+        nn.LogSoftmax(1),
+    )
+    model.eval()
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    _check(model, torch.randn(7, 4), torch.randint(0, 3, (7,)))
+
+
 def test_batchnorm_in_training_mode_is_a_clear_error():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     with track(model):

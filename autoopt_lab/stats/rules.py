@@ -241,8 +241,11 @@ def _affine_per_sample(
     parameters cover the last ``trailing`` dimensions (LayerNorm layout ``(N, ..., *shape)``).
     """
     prod = dz * xhat
-    if trailing is None:
-        return _present(m, {"weight": prod.flatten(2).sum(2), "bias": dz.flatten(2).sum(2)})
+    if trailing is None:  # (N, C) or (N, C, *spatial): sum over the spatial positions
+        n, c = prod.shape[:2]
+        return _present(
+            m, {"weight": prod.reshape(n, c, -1).sum(2), "bias": dz.reshape(n, c, -1).sum(2)}
+        )
     middle = tuple(range(1, prod.dim() - trailing))
     if middle:
         prod, dz = prod.sum(middle), dz.sum(middle)
@@ -275,13 +278,14 @@ def _batch_norm_check(m: nn.Module) -> str | None:
     return None
 
 
-_RULES[nn.Linear] = LayerRule(_linear_per_sample, _linear_sum_sq)
-_RULES[nn.Conv1d] = LayerRule(_conv_per_sample)
-_RULES[nn.Conv2d] = LayerRule(_conv_per_sample)
-_RULES[nn.Embedding] = LayerRule(
-    _embedding_per_sample, _embedding_sum_sq, _embedding_check, params=("weight",)
+# The built-in rules go through the same public registration as a user's own.
+register_rule(nn.Linear, sum_sq=_linear_sum_sq)(_linear_per_sample)
+register_rule(nn.Conv1d, nn.Conv2d)(_conv_per_sample)
+register_rule(nn.Embedding, sum_sq=_embedding_sum_sq, check=_embedding_check, params=("weight",))(
+    _embedding_per_sample
 )
-_RULES[nn.LayerNorm] = LayerRule(_layer_norm_per_sample)
-_RULES[nn.GroupNorm] = LayerRule(_group_norm_per_sample)
-for _bn in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-    _RULES[_bn] = LayerRule(_batch_norm_per_sample, check=_batch_norm_check)
+register_rule(nn.LayerNorm)(_layer_norm_per_sample)
+register_rule(nn.GroupNorm)(_group_norm_per_sample)
+register_rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, check=_batch_norm_check)(
+    _batch_norm_per_sample
+)
