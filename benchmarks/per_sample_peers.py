@@ -220,7 +220,7 @@ def make_engine(
 
 def loop_sum_sq(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """``S`` in float64 from one backward pass per sample, accumulated as it goes (the
-    stacked reference in :mod:`autoopt_lab.stats.reference` needs N copies of the model's
+    stacked reference in :mod:`autoopt_lab.stats.loop` needs N copies of the model's
     gradients, ~4 GB for the wide MLP at N=512)."""
     named = _named(model)
     out = {k: torch.zeros_like(p, dtype=torch.float64) for k, p in named}

@@ -12,6 +12,8 @@ from torch import nn
 
 import autoopt_lab
 from autoopt_lab.optim import registry
+from autoopt_lab.optim.twin import ReferenceAutoOpt
+from autoopt_lab.stats.loop import loop_per_sample_grads
 
 
 def _paper(cls):
@@ -30,8 +32,6 @@ def _paper(cls):
 AutoSGD, AutoAdam, AutoAdaGrad = (
     _paper(c) for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
 )
-from autoopt_lab.optim.reference import ReferenceAutoOpt
-from autoopt_lab.stats.reference import loop_per_sample_grads
 
 
 def _small_model():
@@ -355,7 +355,7 @@ def test_registry_builds_every_available_optimizer_and_reads_hparams():
             assert (bound.tracker is not None) == spec.per_sample_stats
             bound.zero_grad()
             F.nll_loss(model(x), y).backward()
-            bound.step(lambda: F.nll_loss(model(x), y))
+            bound.step(lambda model=model, x=x, y=y: F.nll_loss(model(x), y))
             hp = bound.hparams()
         assert set(hp) == {n for n, _ in model.named_parameters()}, name
         assert all(v.shape == (2,) and torch.isfinite(v).all() for v in hp.values()), name
@@ -363,3 +363,43 @@ def test_registry_builds_every_available_optimizer_and_reads_hparams():
         registry.build("rmsprop", _small_model())
     with pytest.raises(ValueError, match="needs lr"):
         registry.build("sgd", _small_model())
+
+
+# -- loading a state that belongs elsewhere (issue 13) ----------------------------------------
+
+
+def _trained_state(cls, model):
+    opt = cls(model.named_parameters())
+    _train(model, opt, _batches(2))
+    return opt.state_dict()
+
+
+def test_state_from_another_optimizer_class_is_refused_by_name():
+    state = _trained_state(AutoSGD, _small_model())
+    target = AutoAdam(_small_model().named_parameters())
+    with pytest.raises(ValueError, match=r"not from a AutoAdam .*'betas'"):
+        target.load_state_dict(state)
+    assert not target.state  # nothing was loaded
+
+
+def test_state_from_differently_shaped_tensors_names_the_first_mismatch():
+    state = _trained_state(AutoSGD, _small_model())
+    other = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 5), nn.LogSoftmax(1)
+    )
+    target = AutoSGD(other.named_parameters())
+    with pytest.raises(ValueError, match=r"tensor '0.weight'.*shape \(3, 1, 3, 3\).*\(4, 1, 3, 3\)"):
+        target.load_state_dict(state)
+    assert not target.state
+
+
+def test_state_with_other_tensor_names_or_counts_is_refused():
+    state = _trained_state(AutoSGD, _small_model())
+    renamed = nn.Sequential(nn.Sequential(*_small_model()))
+    with pytest.raises(ValueError, match="'0.weight' is '0.0.weight' here"):
+        AutoSGD(renamed.named_parameters()).load_state_dict(state)
+    fewer = nn.Sequential(nn.Flatten(), nn.Linear(36, 5), nn.LogSoftmax(1))
+    with pytest.raises(ValueError, match="holds 4 tensors"):
+        AutoSGD(fewer.named_parameters()).load_state_dict(state)
+    with pytest.raises(ValueError, match="not an optimizer state_dict"):
+        AutoSGD(_small_model().named_parameters()).load_state_dict({"weights": 1})

@@ -17,9 +17,9 @@ from torch.func import functional_call, grad, jvp
 import autoopt_lab
 from autoopt_lab import AutoAdaGrad, AutoAdam, AutoSGD
 from autoopt_lab.optim.curvature import ClosureError
-from autoopt_lab.optim.reference import ReferenceAutoOpt
+from autoopt_lab.optim.twin import ReferenceAutoOpt
 from autoopt_lab.stats import functional_backward
-from autoopt_lab.stats.reference import loop_per_sample_grads
+from autoopt_lab.stats.loop import loop_per_sample_grads
 
 
 def _model() -> nn.Module:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoopt_lab.optim import gamma as G
-from autoopt_lab.optim.reference import kkt_minimum
+from autoopt_lab.optim.twin import kkt_minimum
 
 
 def _naive(gi, prev, d):

@@ -13,7 +13,7 @@ from autoopt_lab.stats import (
     per_sample_grads,
     track,
 )
-from autoopt_lab.stats.reference import loop_per_sample_grads, loop_sum_sq
+from autoopt_lab.stats.loop import loop_per_sample_grads, loop_sum_sq
 
 
 class PaperMnistCNN(nn.Module):

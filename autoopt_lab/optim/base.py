@@ -18,8 +18,9 @@ from torch import Tensor
 from ..stats import record
 from . import curvature as C
 from . import gamma as G
-from .options import validate as _validate
 from .preconditioners import InverseHessian
+from .validation import check_state_dict as _check_state_dict
+from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
 _EXACT_KEYS = ("gamma", "curvature")
@@ -88,7 +89,11 @@ class AutoOptimizer(torch.optim.Optimizer):
                 record.clear(p)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """As torch's, but keeps float64 state (``gamma``) in float64 for an exact resume."""
+        """As torch's, but checked first and exact: a state from another optimizer class or
+        from differently named or shaped tensors is a ``ValueError`` naming the first
+        mismatch (nothing is loaded), and float64 state (``gamma``, ``curvature``) stays
+        float64 for a bit-for-bit resume."""
+        _check_state_dict(self, state_dict)
         exact = {
             idx: {k: v.clone() for k, v in s.items() if k in _EXACT_KEYS}
             for idx, s in state_dict["state"].items()
@@ -407,3 +412,4 @@ class AutoOptimizer(torch.optim.Optimizer):
             if p is param:
                 return i
         raise KeyError("parameter not in this optimizer")
+

@@ -3,7 +3,7 @@
 - :func:`track` — the hook engine (fast; Linear, Conv1d, Conv2d, Embedding, LayerNorm,
   GroupNorm, BatchNorm in eval mode; extend with :func:`register_rule`);
 - :func:`functional_backward` — the ``torch.func`` engine (any model);
-- :mod:`autoopt_lab.stats.reference` — a loop over samples, for tests.
+- :mod:`autoopt_lab.stats.loop` — a loop over samples, for tests.
 """
 
 from .functional import functional_backward, per_sample_grads
