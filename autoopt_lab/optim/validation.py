@@ -1,0 +1,116 @@
+"""Validation of what reaches an Auto optimizer: its options and a state to load.
+
+One clear ``ValueError`` per bad value, raised before anything changes.
+
+>>> validate({"ewma": 0.9, "curvature": "measured", "max_lr": 3.0})
+>>> validate({"ewma": 1.0})
+Traceback (most recent call last):
+...
+ValueError: invalid ewma=1.0: expected a float in [0, 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from .curvature import CURVATURE_MODELS as _CURVATURE_MODELS
+
+
+def validate(options: dict[str, Any]) -> None:
+    """Check option values; raise ValueError naming the option and what is allowed."""
+    measured = options.get("curvature", "paper") == "measured"
+    checks = {
+        "curvature_ewma": lambda v: 0.0 <= v < 1.0,
+        "curvature_every": lambda v: isinstance(v, int) and v >= 1,
+        "ewma": lambda v: 0.0 <= v < 1.0,
+        "gamma0": lambda v: 0.0 <= v <= 1.0,
+        "weight_decay": lambda v: v >= 0.0,
+        "eps": lambda v: v > 0.0,
+        "max_lr": (lambda v: v > 0.0) if measured else (lambda v: 0.0 < v <= 1.0),
+    }
+    allowed = {
+        "ewma": "a float in [0, 1)",
+        "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
+        "weight_decay": "a float >= 0",
+        "eps": "a float > 0",
+        "max_lr": "a float > 0 (a cap on the measured lr)"
+        if measured
+        else "a float in (0, 1] (1 = the paper's triangle)",
+        "curvature_ewma": "a float in [0, 1)",
+        "curvature_every": "an integer >= 1 (steps between Hessian-vector products)",
+    }
+    for key, ok in checks.items():
+        if key in options:
+            value = options[key]
+            if isinstance(value, Tensor) or not isinstance(value, (int, float)) or not ok(value):
+                raise ValueError(f"invalid {key}={value!r}: expected {allowed[key]}")
+    if "adapt_momentum" in options and not isinstance(options["adapt_momentum"], bool):
+        raise ValueError(f"invalid adapt_momentum={options['adapt_momentum']!r}: expected a bool")
+    if "betas" in options:
+        betas = options["betas"]
+        if (
+            not isinstance(betas, (tuple, list))
+            or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
+        ):
+            raise ValueError(f"invalid betas={betas!r}: expected two floats in [0, 1)")
+    if "curvature" in options and options["curvature"] not in _CURVATURE_MODELS:
+        raise ValueError(
+            f"invalid curvature={options['curvature']!r}: expected 'paper' (the paper's "
+            "H-bar = H-hat) or 'measured' (H-bar measured by Hessian-vector products)"
+        )
+    if "solver" in options and options["solver"] not in ("triangle", "authors"):
+        raise ValueError(
+            f"invalid solver={options['solver']!r}: expected 'triangle' (minimise over the "
+            "feasible triangle) or 'authors' (the published code's fallback rule)"
+        )
+    if "bias_correction" in options and options["bias_correction"] not in ("step", "constant"):
+        raise ValueError(
+            f"invalid bias_correction={options['bias_correction']!r}: expected 'step' "
+            "(the paper's 1 - beta1^t) or 'constant' (the authors' code, 1 - beta1)"
+        )
+
+
+def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
+    """Refuse a state that does not belong to ``opt``, naming the first difference."""
+    if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+        raise ValueError("not an optimizer state_dict: it needs 'state' and 'param_groups'")
+    saved, ours = state_dict["param_groups"], opt.param_groups
+    cls = type(opt).__name__
+    if len(saved) != len(ours):
+        raise ValueError(f"the state has {len(saved)} param groups, this {cls} has {len(ours)}")
+    own_options = set(opt.defaults)
+    for i, (sg, og) in enumerate(zip(saved, ours, strict=True)):
+        missing = sorted(own_options - set(sg) - {"curvature", "curvature_every", "curvature_ewma"})
+        extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock"})
+        if missing or extra:
+            raise ValueError(
+                f"the state is not from a {cls} (group {i} lacks {missing} and has {extra}); "
+                "load it into the optimizer class that saved it"
+            )
+        if len(sg["params"]) != len(og["params"]):
+            raise ValueError(
+                f"group {i}: the state holds {len(sg['params'])} tensors, this {cls} has "
+                f"{len(og['params'])}"
+            )
+        names_saved, names_ours = sg.get("param_names"), og.get("param_names")
+        if names_saved and names_ours and list(names_saved) != list(names_ours):
+            first = next(
+                (a, b) for a, b in zip(names_saved, names_ours, strict=True) if a != b
+            )
+            raise ValueError(f"group {i}: the state's tensor {first[0]!r} is {first[1]!r} here")
+    names = dict(opt._names())
+    by_index = list(names.items())
+    for idx, st in state_dict["state"].items():
+        if not isinstance(idx, int) or not 0 <= idx < len(by_index):
+            raise ValueError(f"the state refers to tensor {idx!r}, which this {cls} does not have")
+        name, p = by_index[idx]
+        for key in ("momentum_buffer", "exp_avg_sq", "sum_sq_grad"):
+            value = st.get(key)
+            if isinstance(value, Tensor) and value.shape != p.shape:
+                raise ValueError(
+                    f"tensor {name!r}: the state's {key} has shape {tuple(value.shape)}, the "
+                    f"parameter has {tuple(p.shape)}; the state is from another model"
+                )
