@@ -288,10 +288,9 @@ def test_theory_v_hat_is_unbiased_on_a_quadratic():
     gi = w - x  # per-sample gradients
     g = gi.mean(1)
     s = gi.square().sum(1)
-    from autoopt_lab.optim import gamma as G
 
     v = torch.stack(
-        [G.moments(g[t], torch.zeros(p, dtype=torch.float64), s[t], n)[3] for t in range(trials)]
+        [_moments(g[t], torch.zeros(p, dtype=torch.float64), s[t], n)[3] for t in range(trials)]
     )
     expected = p * sigma**2 / n
     se = v.std() / trials**0.5
@@ -403,3 +402,11 @@ def test_state_with_other_tensor_names_or_counts_is_refused():
         AutoSGD(fewer.named_parameters()).load_state_dict(state)
     with pytest.raises(ValueError, match="not an optimizer state_dict"):
         AutoSGD(_small_model().named_parameters()).load_state_dict({"weights": 1})
+
+
+def _moments(g, prev, sum_sq, n, inv_hessian=None):
+    """``gamma.segment_moments`` of a single tensor, as one ``(4,)`` row."""
+    from autoopt_lab.optim import gamma as G
+
+    seg = torch.zeros(g.numel(), dtype=torch.long)
+    return G.segment_moments(g, prev, sum_sq, float(n), seg, 1, inv_hessian)[0]

@@ -29,7 +29,7 @@ def test_moments_match_the_equations(n, with_d):
     gi = torch.randn(n, 7, dtype=torch.float64) + 0.3
     prev = torch.randn(7, dtype=torch.float64)
     d = torch.rand(7, dtype=torch.float64) + 0.1 if with_d else torch.ones(7, dtype=torch.float64)
-    m = G.moments(gi.mean(0), prev, gi.square().sum(0), n, d if with_d else None)
+    m = _moments(gi.mean(0), prev, gi.square().sum(0), n, d if with_d else None)
     a, b = _naive(gi, prev, d)
     a00, a01, a11 = G.quadratic_form(m)
     torch.testing.assert_close(
@@ -46,11 +46,11 @@ def test_variance_in_float32_with_small_noise_against_a_large_mean():
     gi = mean + 1e-2 * torch.randn(n, 1000, dtype=torch.float64)
     exact = ((gi - gi.mean(0)) ** 2).sum() / (n * (n - 1))
     gi32 = gi.float()
-    m = G.moments(gi32.mean(0), torch.zeros(1000), gi32.double().square().sum(0).float(), n)
+    m = _moments(gi32.mean(0), torch.zeros(1000), gi32.double().square().sum(0).float(), n)
     assert m[G.VAR] >= 0
     # float32 S carries ~1e-7 relative error of S ~ N * 100 per coordinate: well below V here
     torch.testing.assert_close(m[G.VAR], exact, rtol=0.05, atol=0)
-    m64 = G.moments(gi.mean(0), torch.zeros(1000, dtype=torch.float64), gi.square().sum(0), n)
+    m64 = _moments(gi.mean(0), torch.zeros(1000, dtype=torch.float64), gi.square().sum(0), n)
     torch.testing.assert_close(m64[G.VAR], exact, rtol=1e-6, atol=0)
 
 
@@ -120,4 +120,13 @@ def test_estimator_is_eq_14():
     g, p = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])
     gam = torch.tensor([0.2, 0.3], dtype=torch.float64)
     gmat = torch.stack([g, g - p], 1)
-    torch.testing.assert_close(G.estimator(g, p, gam), g - gmat @ gam.float())
+    seg = torch.zeros(2, dtype=torch.long)
+    torch.testing.assert_close(G.estimator(g, p, gam.unsqueeze(0), seg), g - gmat @ gam.float())
+
+
+def _moments(g, prev, sum_sq, n, inv_hessian=None):
+    """``gamma.segment_moments`` of a single tensor, as one ``(4,)`` row."""
+    from autoopt_lab.optim import gamma as G
+
+    seg = torch.zeros(g.numel(), dtype=torch.long)
+    return G.segment_moments(g, prev, sum_sq, float(n), seg, 1, inv_hessian)[0]

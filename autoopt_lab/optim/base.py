@@ -334,13 +334,11 @@ class AutoOptimizer(torch.optim.Optimizer):
             active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, group["ewma"]), gamma_prev
         )
         gamma_e = C.scale_gamma(gamma_state, curv, group["max_lr"]) if measured else gamma_state
-        # per tensor: ghat = c0 g + c1 prev (eq. 14); inactive tensors keep prev and do not move
-        act = active.to(gamma_e.dtype)
-        c0 = (1 - gamma_e[:, 0] - gamma_e[:, 1]) * act
-        c1 = gamma_e[:, 1] * act + (1 - act)
-        coef = torch.stack([c0, c1, act], 1).to(flat.dtype)[seg]
-        ghat = flat * coef[:, 0] + prev * coef[:, 1]
-        update = (ghat if inv_h is None else inv_h * ghat) * coef[:, 2]
+        # eq. (14) per tensor; an inactive tensor keeps prev (gamma = (0, 1)) and does not move
+        keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
+        ghat = G.estimator(flat, prev, torch.where(active.unsqueeze(-1), gamma_e, keep), seg)
+        act = active.to(flat.dtype)[seg]
+        update = (ghat if inv_h is None else inv_h * ghat) * act
         # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
         update = torch.where(ok, update, torch.zeros((), dtype=flat.dtype, device=flat.device))
         ghat = torch.where(ok, ghat, prev)
@@ -348,7 +346,7 @@ class AutoOptimizer(torch.optim.Optimizer):
         buffers = [s["momentum_buffer"] for s in states]
         torch._foreach_copy_(buffers, _unflatten(ghat, params, sizes))
         if new_pre:
-            act_e = coef[:, 2] > 0
+            act_e = active[seg]
             for key, value in new_pre.items():
                 kept = torch.where(act_e, value, pre_state[key])  # flattened once, above
                 torch._foreach_copy_([s[key] for s in states], _unflatten(kept, params, sizes))

@@ -1,6 +1,6 @@
 """The maths of AutoOpt: moments, the 2x2 solve for gamma, and what it means as lr/momentum.
 
-Notation (paper eqs. 10-26, DESIGN.md section 1), per parameter tensor at step ``t``:
+Notation (paper eqs. 10-26, docs/method.md), per parameter tensor at step ``t``:
 ``g`` the mean per-sample gradient, ``p`` the previous estimator ``ghat_{t-1}``, ``D`` the
 diagonal of the optimizer's inverse-Hessian estimate, ``S = sum_i g_i * g_i``. With
 ``G = [g, g - p]``, ``A = G^T D G`` and ``b = [V, V]``, the optimal ``gamma`` minimises
@@ -11,9 +11,9 @@ Everything here is batched over parameter tensors: ``(P, ...)`` rows, one per te
 whole step is a handful of tensor ops and never syncs with the host.
 
 >>> import torch
->>> g, p = torch.tensor([1.0, 0.0]), torch.zeros(2)
->>> m = moments(g, p, sum_sq=torch.tensor([6.0, 2.0]), batch_size=4)   # V = (8 - 4) / 12
->>> solve_gamma(m.unsqueeze(0), momentum=torch.tensor([False]))
+>>> g, p, seg = torch.tensor([1.0, 0.0]), torch.zeros(2), torch.zeros(2, dtype=torch.long)
+>>> m = segment_moments(g, p, torch.tensor([6.0, 2.0]), 4.0, seg, 1)   # V = (8 - 4) / 12
+>>> solve_gamma(m, momentum=torch.tensor([False]))
 tensor([[0.3333, 0.0000]], dtype=torch.float64)
 """
 
@@ -26,38 +26,6 @@ from torch import Tensor
 AGG, AGP, APP, VAR = 0, 1, 2, 3
 
 
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    return torch.sum(a * b, dtype=torch.float64)
-
-
-def moments(
-    g: Tensor,
-    prev: Tensor,
-    sum_sq: Tensor,
-    batch_size: int,
-    inv_hessian: Tensor | None = None,
-    data_grad: Tensor | None = None,
-) -> Tensor:
-    """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for one tensor (``D = 1`` when None).
-
-    ``V = (<D, S> - N <g0, D g0>) / (N (N - 1))`` is eq. (22) written with ``S``, where
-    ``g0 = mean_i g_i`` is ``data_grad`` (``g`` without an L2 term; defaults to ``g``). It is
-    a sum of non-negative terms, so float rounding below zero is clamped to zero.
-    """
-    n = batch_size
-    if inv_hessian is None:
-        dg, dp, ds = g, prev, sum_sq.sum(dtype=torch.float64)
-    else:
-        dg, dp, ds = inv_hessian * g, inv_hessian * prev, _dot(inv_hessian, sum_sq)
-    agg = _dot(g, dg)
-    if data_grad is None:
-        a_data = agg
-    else:
-        a_data = _dot(data_grad, data_grad if inv_hessian is None else inv_hessian * data_grad)
-    var = ((ds - n * a_data) / (n * (n - 1))).clamp_min(0.0)
-    return torch.stack([agg, _dot(g, dp), _dot(prev, dp), var])
-
-
 def segment_moments(
     g: Tensor,
     prev: Tensor,
@@ -68,8 +36,11 @@ def segment_moments(
     inv_hessian: Tensor | None = None,
     data_grad: Tensor | None = None,
 ) -> Tensor:
-    """:func:`moments` for many tensors at once, ``(count, 4)``.
+    """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for many tensors at once, ``(count, 4)``.
 
+    ``D = 1`` when ``inv_hessian`` is None. ``V = (<D, S> - N <g0, D g0>) / (N (N - 1))`` is
+    eq. (22) written with ``S``, where ``g0 = mean_i g_i`` is ``data_grad`` (``g`` without an
+    L2 term; defaults to ``g``); float rounding below zero is clamped to zero.
     The inputs are the tensors flattened and concatenated; ``segments`` maps each element to
     its tensor and ``batch_size`` is a float (all tensors) or ``(count,)``. The elementwise products are formed in the
     parameter dtype and accumulated per tensor in float64; the variance term is accumulated
@@ -198,7 +169,15 @@ def to_hparams(gamma: Tensor) -> Tensor:
     return torch.stack([lr, mom], -1)
 
 
-def estimator(g: Tensor, prev: Tensor, gamma: Tensor) -> Tensor:
-    """Eq. (14): ``ghat = (1 - g1 - g2) g + g2 p`` for one tensor (``gamma`` of shape (2,))."""
-    g1, g2 = gamma[0].to(g.dtype), gamma[1].to(g.dtype)
-    return g * (1 - g1 - g2) + prev * g2
+def estimator(g: Tensor, prev: Tensor, gamma: Tensor, segments: Tensor) -> Tensor:
+    """Eq. (14), ``ghat = (1 - g1 - g2) g + g2 p``, for many flattened tensors at once.
+
+    ``gamma`` is ``(P, 2)``, one row per tensor; ``segments`` maps each element to its row.
+
+    >>> g, p = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([3.0, -1.0, 0.0])
+    >>> gam = torch.tensor([[0.2, 0.3], [0.0, 1.0]], dtype=torch.float64)
+    >>> estimator(g, p, gam, torch.tensor([0, 0, 1]))
+    tensor([1.4000, 0.7000, 0.0000])
+    """
+    coef = torch.stack([1 - gamma[:, 0] - gamma[:, 1], gamma[:, 1]], 1).to(g.dtype)[segments]
+    return g * coef[:, 0] + prev * coef[:, 1]
