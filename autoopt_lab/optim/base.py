@@ -24,6 +24,8 @@ from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
 _EXACT_KEYS = ("gamma", "curvature")
+#: Integer counters (torch would cast them to the parameter dtype on load).
+_INT_KEYS = ("nonfinite_skips", "curvature_count")
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
 _BASE_KEYS = (
     "step",
@@ -95,7 +97,7 @@ class AutoOptimizer(torch.optim.Optimizer):
         float64 for a bit-for-bit resume."""
         _check_state_dict(self, state_dict)
         exact = {
-            idx: {k: v.clone() for k, v in s.items() if k in _EXACT_KEYS}
+            idx: {k: v.clone() for k, v in s.items() if k in _EXACT_KEYS or k in _INT_KEYS}
             for idx, s in state_dict["state"].items()
         }
         super().load_state_dict(state_dict)
@@ -103,7 +105,8 @@ class AutoOptimizer(torch.optim.Optimizer):
         for idx, values in exact.items():
             p = params[idx]
             for k, v in values.items():
-                self.state[p][k] = v.to(device=p.device, dtype=torch.float64)
+                dtype = torch.int64 if k in _INT_KEYS else torch.float64
+                self.state[p][k] = v.to(device=p.device, dtype=dtype)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -155,11 +155,18 @@ class OptimizerSpec:
         """False when the package that provides it is not installed."""
         return self.module is None or importlib.util.find_spec(self.module) is not None
 
-    def resolve(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def resolve(
+        self, options: Mapping[str, Any] | None = None, *, require: bool = True
+    ) -> dict[str, Any]:
         """Defaults, overlaid by the preset, overlaid by ``options`` (checked and typed).
+
+        ``require=False`` skips the check that required options (``lr`` of the tuned
+        optimizers) are present, for a spec whose value comes later (a tuning grid).
 
         >>> get("autoadam-authors").resolve()["eps"]
         0.001
+        >>> get("sgd").resolve(require=False)["lr"] is None
+        True
         """
         options = dict(options or {})
         by_name = {o.name: o for o in self.options}
@@ -170,7 +177,7 @@ class OptimizerSpec:
                 f"optimizer {self.name!r} has no option(s) {unknown}; its options: {allowed}"
             )
         missing = [k for k in self.required if options.get(k) is None]
-        if missing:
+        if missing and require:
             raise ValueError(f"optimizer {self.name!r} needs {', '.join(missing)}")
         out = {o.name: o.default for o in self.options}
         out.update(self.preset)

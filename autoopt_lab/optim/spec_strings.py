@@ -67,7 +67,7 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     name, _, rest = text.partition(":")
     spec = get(name)
     raw = parse_options(rest)
-    spec.resolve(raw)  # validates names and values
+    spec.resolve(raw, require=False)  # names and values; a required lr may come later
     by_name = {o.name: o for o in spec.options}
     return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
 
