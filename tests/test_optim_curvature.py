@@ -364,3 +364,26 @@ def test_paper_curvature_reproduces_the_earlier_code_bit_for_bit(case):
     for p in model.parameters():
         digest.update(p.detach().numpy().tobytes())
     assert digest.hexdigest()[:16] == expected
+
+
+def test_functional_engine_and_param_groups_with_measured_curvature():
+    """The measured variant with per-sample statistics from torch.func, and two groups with
+    their own options (one measured every step, one the paper's)."""
+    torch.manual_seed(0)
+    model = _model()
+    conv, head = list(model[0].parameters()), list(model[3].parameters())
+    opt = AutoAdam(
+        [{"params": conv, "curvature_every": 1}, {"params": head, "curvature": "paper"}],
+        eps=1e-3,
+    )
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(4):
+        x, y = torch.randn(16, 1, 6, 6, generator=gen), torch.randint(0, 5, (16,), generator=gen)
+        opt.zero_grad()
+        functional_backward(model, F.nll_loss, x, y)
+        opt.step(lambda x=x, y=y: F.nll_loss(model(x), y))
+    assert all(float(opt.state[p]["curvature_count"]) == 4 for p in conv)
+    assert all("curvature" not in opt.state[p] for p in head)
+    assert opt.param_groups[0]["curvature_clock"] == 4
+    for p in model.parameters():
+        assert torch.isfinite(p).all()
