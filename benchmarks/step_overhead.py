@@ -1,10 +1,15 @@
 """Cost of an AutoOpt training step against plain torch optimizers, measured in one run.
 
-A step is forward + backward + optimizer step on one mini-batch, in train mode (dropout on).
-Each configuration is timed in interleaved rounds (baseline, candidates, baseline, ...) and
-the median per-step time is reported with its ratio to the plain optimizer of the same
-family (SGD for AutoSGD, Adam for AutoAdam, Adagrad for AutoAdaGrad), measured in the same
-rounds. Ratios, not absolute times, are what carry over between machines.
+A step is forward + backward + optimizer step on one mini-batch, in train mode (dropout on),
+with the loss closure passed to ``step()`` as training does (the default, measured-curvature
+variant then spends one Hessian-vector product every ``curvature_every`` steps, amortised
+here). Each configuration is timed in interleaved rounds (baseline, candidates, baseline,
+...) and the median per-step time is reported with its ratio to the plain optimizer of the
+same family (SGD for AutoSGD, Adam for AutoAdam, Adagrad for AutoAdaGrad), measured in the
+same rounds. Columns: ``paper`` (curvature="paper", hook engine), ``measured`` (the default,
+hook engine), ``func`` (the default with the torch.func engine). Ratios, not absolute times,
+are what carry over between machines. Use --steps >= 20 so that the Hessian-vector product
+(every 10 steps) is amortised as in training.
 
     python benchmarks/step_overhead.py                       # CPU, the issue's grid
     python benchmarks/step_overhead.py --device cuda --sync-check
@@ -35,6 +40,7 @@ AUTO = {
     "adam": autoopt_lab.AutoAdam,
     "adagrad": autoopt_lab.AutoAdaGrad,
 }
+KINDS = ("plain", "paper", "measured", "functional")
 
 
 def _sync(device: torch.device) -> None:
@@ -57,15 +63,15 @@ def make_stepper(kind: str, family: str, model_name: str, n: int, device: torch.
             F.nll_loss(model(x), y).backward()
             opt.step()
 
-    elif kind == "hooks":
-        opt = AUTO[family](model.parameters())
+    elif kind in ("paper", "measured"):
+        opt = AUTO[family](model.parameters(), curvature=kind)
         handle = autoopt_lab.track(model)
         cleanup = handle.remove
 
         def step() -> None:
             opt.zero_grad()
             F.nll_loss(model(x), y).backward()
-            opt.step()
+            opt.step(lambda: F.nll_loss(model(x), y))
 
     elif kind == "functional":
         opt = AUTO[family](model.parameters())
@@ -73,7 +79,7 @@ def make_stepper(kind: str, family: str, model_name: str, n: int, device: torch.
         def step() -> None:
             opt.zero_grad()
             autoopt_lab.functional_backward(model, F.nll_loss, x, y)
-            opt.step()
+            opt.step(lambda: F.nll_loss(model(x), y))
 
     else:
         raise ValueError(kind)
@@ -91,7 +97,7 @@ def time_steps(step: Callable[[], None], steps: int, device: torch.device) -> fl
 
 def bench(model_name: str, n: int, family: str, args: argparse.Namespace) -> dict[str, float]:
     device = torch.device(args.device)
-    kinds = ["plain", "hooks", "functional"]
+    kinds = list(KINDS)
     steppers = {k: make_stepper(k, family, model_name, n, device) for k in kinds}
     for k in kinds:  # warm-up
         time_steps(steppers[k][0], args.warmup, device)
@@ -108,7 +114,7 @@ def check_no_sync(model_name: str, n: int, device: torch.device) -> str:
     """Run AutoSGD/AutoAdam/AutoAdaGrad steps with CUDA sync debugging set to error."""
     results = []
     for family in AUTO:
-        step, cleanup = make_stepper("hooks", family, model_name, n, device)
+        step, cleanup = make_stepper("measured", family, model_name, n, device)
         step()  # first step allocates state
         torch.cuda.set_sync_debug_mode("error")
         try:
@@ -130,7 +136,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128, 256])
     parser.add_argument("--families", nargs="+", default=["sgd", "adam", "adagrad"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -141,8 +147,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
-    print(f"# median of {args.rounds} interleaved rounds x {args.steps} steps; ratio = / plain")
-    header = f"{'model':<12} {'N':>4} {'optimizer':<10} {'plain ms':>9} {'hooks ms':>9} {'ratio':>6} {'func ms':>9} {'ratio':>6}"
+    print(f"# median of {args.rounds} interleaved rounds x {args.steps} steps; ratios = / plain")
+    header = (
+        f"{'model':<12} {'N':>4} {'optimizer':<12} {'plain ms':>9} {'paper':>6} "
+        f"{'measured':>9} {'func':>6}"
+    )
     print(header)
     print("-" * len(header))
     for model_name in args.models:
@@ -150,9 +159,9 @@ def main() -> None:
             for family in args.families:
                 t = bench(model_name, n, family, args)
                 print(
-                    f"{model_name:<12} {n:>4} {'Auto' + family:<10} {t['plain'] * 1e3:>9.2f} "
-                    f"{t['hooks'] * 1e3:>9.2f} {t['hooks'] / t['plain']:>6.2f} "
-                    f"{t['functional'] * 1e3:>9.2f} {t['functional'] / t['plain']:>6.2f}",
+                    f"{model_name:<12} {n:>4} {'Auto' + family:<12} {t['plain'] * 1e3:>9.2f} "
+                    f"{t['paper'] / t['plain']:>6.2f} {t['measured'] / t['plain']:>9.2f} "
+                    f"{t['functional'] / t['plain']:>6.2f}",
                     flush=True,
                 )
     if args.sync_check and torch.device(args.device).type == "cuda":
