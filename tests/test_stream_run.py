@@ -33,13 +33,8 @@ shifts = [{ kind = "concept", mapping = [[0, 1], [1, 0]] }]
 
 
 @pytest.fixture(scope="module")
-def data():
-    from autoopt_lab.data import DataUnavailableError, load_arrays
-
-    try:
-        x, y, info = load_arrays("fashion-mnist", train=True)
-    except DataUnavailableError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Fashion-MNIST not available: {exc}")
+def data(fmnist_train):
+    x, y, info = fmnist_train
     return x[:3000], y[:3000], info
 
 

@@ -38,13 +38,8 @@ shifts=[{kind="inversion"}]
 
 
 @pytest.fixture(scope="module")
-def data():
-    from autoopt_lab.data import DataUnavailableError, load_arrays
-
-    try:
-        x, y, info = load_arrays("fashion-mnist", train=True)
-    except DataUnavailableError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Fashion-MNIST not available: {exc}")
+def data(fmnist_train):
+    x, y, info = fmnist_train
     return x[:2000], y[:2000], info
 
 
