@@ -13,7 +13,8 @@ Verdict rules (:data:`RULES`, also written into every output):
   0.5 points)`` above the tuned one's (better counts as holding); *fails* otherwise, and
   always when any of its runs diverged or ended at chance (the flag is named).
 * **grows** (the adapted lr grows with the batch size, Figure 2): *holds* when the mean
-  over seeds of each run's peak lr of ``conv1.weight`` increases strictly with N.
+  over seeds of each run's peak lr of ``conv1.weight`` increases strictly with N (flagged
+  runs are named beside the verdict).
 * **gap** (AutoAdam's CIFAR10 gap): *reproduced* when our AutoAdam is worse than tuned Adam
   by more than the matches tolerance, as the paper found; *not testable offline* without
   CIFAR10.
@@ -116,9 +117,11 @@ def _table2_rows(table: pd.DataFrame, dataset: str, data: str) -> list[dict[str,
     return rows
 
 
-def _growth_row(traces: pd.DataFrame, dataset: str, data: str) -> dict[str, Any]:
+def _growth_row(traces: pd.DataFrame, runs: pd.DataFrame, dataset: str,
+                data: str) -> dict[str, Any]:
     cells = {}
     summary = pd.DataFrame(analysis.hparam_trace_summary(traces))
+    health = analysis.with_health(runs) if len(runs) else runs
     for role, name in zip(("paper", "default"), _role_names(), strict=True):
         if name is None or summary.empty or name not in set(summary["optimizer"]):
             continue
@@ -127,7 +130,13 @@ def _growth_row(traces: pd.DataFrame, dataset: str, data: str) -> dict[str, Any]
         grows = len(peaks) > 1 and all(b > a for a, b in zip(peaks, peaks[1:], strict=False))
         value = ", ".join(f"{p:.2f}" for p in peaks) + " (N = " + "/".join(
             str(n) for n in g["batch_size"]) + ")"
-        cells[role] = _cell(role, name, value, "holds" if grows else "fails",
+        mine = health[health["optimizer"] == name]
+        flags = analysis.flag_text(len(mine), int(mine["diverged"].sum()),
+                                   int(mine["at_chance"].sum()),
+                                   int((mine["nonfinite_skips"] > 0).sum()),
+                                   int(mine["nonfinite_skips"].sum()))
+        verdict = ("holds" if grows else "fails") + (f" ({flags})" if flags else "")
+        cells[role] = _cell(role, name, value, verdict, flags=flags,
                             peak_lr=dict(zip(g["batch_size"].astype(int), peaks, strict=True)))
     return _row("The adapted lr grows with the batch size", "grows", "Figure 2, conv1.weight",
                 dataset, data, "lr rises with N, peaks, then decays (Fig. 2, qualitative)", cells)
@@ -210,7 +219,7 @@ def claim_table(store: ResultsStore, preset: Preset | str, datasets: Sequence[st
             traces = analysis.hparam_traces(store, f2, optimizers=figure_autos("sgd")) if len(
                 f2) else pd.DataFrame(columns=["optimizer", "batch_size", "run_id", "lr",
                                                "step", "momentum"])
-            rows.append(_growth_row(traces, ds, data))
+            rows.append(_growth_row(traces, f2, ds, data))
             f3 = f3_runs[f3_runs["dataset"] == ds] if not f3_runs.empty else f3_runs
             rows.append(_reach_row(analysis.setting_summary(f3), ds, data))
     rows.append(_cifar_row(table, datasets))

@@ -150,7 +150,8 @@ if "fig4" in figures:
     runs4 = rp.runs_for(results, plans["fig4"])
     summary4 = analysis.setting_summary(runs4)
     labels4 = {p["dataset"]: rp.data_label(p, preset) + warn for p in rp.data_provenance(runs4)}
-    fig = plots.plot_errors_by_optimizer(summary4, preset.table_batch_size, titles=labels4)
+    fig = plots.plot_errors_by_optimizer(summary4, preset.table_batch_size, titles=labels4,
+                                         datasets=datasets)
     fig.suptitle("Figure 4: every grid vs the Auto variants and peers (mean over seeds, bars = std)")
     fig.savefig(out / "fig4.png", dpi=110)
     record["png"].append("fig4.png")
@@ -192,7 +193,7 @@ claims.claim_display(claim_table)""",
     (
         "code",
         """\
-table = analysis.table2(runs, batch_size=preset.table_batch_size, by="test")
+table = analysis.table2(runs, batch_size=preset.table_batch_size, by="test", datasets=datasets)
 analysis.table2_display(table)""",
     ),
     (

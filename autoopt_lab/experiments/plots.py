@@ -8,6 +8,7 @@ only as reference marks on the data set they come from.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -88,7 +89,7 @@ def _scatter_panel(ax: plt.Axes, grid: pd.DataFrame, others: list[tuple[str, pd.
     ys = [*grid["test_mean"].astype(float)]
     for role, r in others:
         style = ROLE_STYLE[role]
-        flag = " !" + r["flags"] if r.get("flags") else ""
+        flag = f" (! {r['flags']})" if r.get("flags") else ""
         ax.errorbar(r["train_mean"], r["test_mean"], xerr=_std(r["train_std"]),
                     yerr=_std(r["test_std"]), fmt=style["marker"], color=style["color"],
                     ms=7, capsize=2, zorder=5, mfc="none" if flag else style["color"],
@@ -127,7 +128,7 @@ def _grid(summary: pd.DataFrame, dataset: str, base: str, n: int) -> pd.DataFram
                    & (summary["batch_size"] == n)]
 
 
-def _colorbar(fig: Figure, axes: np.ndarray) -> None:
+def _colorbar(fig: Figure | matplotlib.figure.SubFigure, axes: np.ndarray) -> None:
     sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(-4, 0), cmap="viridis")
     fig.colorbar(sm, ax=list(np.ravel(axes)), label="log10(learning rate)", shrink=0.8)
 
@@ -156,23 +157,26 @@ def plot_errors_by_batch_size(summary: pd.DataFrame, dataset: str, base: str = "
 
 
 def plot_errors_by_optimizer(summary: pd.DataFrame, batch_size: int = 128,
-                             titles: dict[str, str] | None = None) -> Figure:
-    """Figure 4: rows = data sets, columns = preconditioner families, at one batch size."""
-    datasets = sorted(summary["dataset"].unique())
+                             titles: dict[str, str] | None = None,
+                             datasets: list[str] | None = None) -> Figure:
+    """Figure 4: one row per data set (titled by ``titles``), one column per preconditioner
+    family, at one batch size."""
+    present = set(summary["dataset"])
+    datasets = [d for d in (datasets or sorted(present)) if d in present]
     bases = [b for b in BASES if not _grid(summary, datasets[0], b, batch_size).empty] if (
         datasets) else []
     if not datasets or not bases:
         raise ValueError("no grid runs in the summary")
-    fig, axes = plt.subplots(len(datasets), len(bases), figsize=(4.8 * len(bases),
-                             4.2 * len(datasets)), squeeze=False, constrained_layout=True)
-    for i, ds in enumerate(datasets):
+    fig = plt.figure(figsize=(4.8 * len(bases), 4.4 * len(datasets)), layout="constrained")
+    rows = np.atleast_1d(fig.subfigures(len(datasets), 1))
+    for sub, ds in zip(rows, datasets, strict=True):
+        axes = sub.subplots(1, len(bases), squeeze=False)
         for j, base in enumerate(bases):
             name = registry.get(variants_for(base)[0].optimizer).display
-            label = (titles or {}).get(ds, ds)
-            _scatter_panel(axes[i, j], _grid(summary, ds, base, batch_size),
-                           _others(summary, ds, base, batch_size),
-                           f"{label}\n{name} grid, N = {batch_size}")
-    _colorbar(fig, axes)
+            _scatter_panel(axes[0, j], _grid(summary, ds, base, batch_size),
+                           _others(summary, ds, base, batch_size), f"{name} grid, N = {batch_size}")
+        sub.suptitle((titles or {}).get(ds, ds), fontsize=10)
+        _colorbar(sub, axes)
     return fig
 
 
@@ -222,38 +226,46 @@ def _legend(ax: plt.Axes, extra: list | None = None, **kw: object) -> None:
 
 def plot_claims(table: pd.DataFrame, titles: dict[str, str] | None = None,
                 paper_gaps: dict[tuple[str, str], float] | None = None) -> Figure:
-    """The README figure: per data set, the gap Auto - tuned in test error (points; bars =
-    pooled seed std) of every role per family, the matches tolerance as a grey band, and
-    the paper's gap as a star on the data set it comes from. Hollow markers: flagged runs."""
+    """The README figure: per data set, one row per (family, variant): the gap Auto - tuned
+    in test error (points, symlog axis; bars = pooled seed std), the matches tolerance as a
+    grey bar, and the paper's gap as a star on the paper's-method row, only on the data set
+    it comes from. Hollow markers: flagged runs (diverged, at chance, skipped steps)."""
     datasets = list(dict.fromkeys(table["dataset"]))
-    roles = [r for r in ROLES[1:] if r in set(table["role"])]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.4),
-                             squeeze=False, constrained_layout=True)
+    cells = table[table["role"].isin(ROLES[1:]) & table["gap_test"].notna()]
+    n_rows = max((len(cells[cells["dataset"] == d]) for d in datasets), default=1)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 0.9 + 0.32 * n_rows),
+                             squeeze=False, layout="constrained")
     for ax, ds in zip(axes[0], datasets, strict=True):
-        t = table[(table["dataset"] == ds) & table["role"].isin(roles)]
-        for k, role in enumerate(roles):
-            for j, base in enumerate(BASES):
-                c = t[(t["base"] == base) & (t["role"] == role)]
-                if c.empty or pd.isna(c.iloc[0].get("gap_test")):
-                    continue
-                c = c.iloc[0]
-                style = ROLE_STYLE[role]
-                x = j + (k - (len(roles) - 1) / 2) * 0.15
-                gapv = float(np.clip(c["gap_test"], -20, 60))
-                ax.errorbar(x, gapv, yerr=_std(c.get("pooled_std")), fmt=style["marker"],
-                            color=style["color"], mfc="none" if c.get("flags") else style["color"],
-                            capsize=2, ms=6, label=ROLE_TITLES[role])
-                tol = max(2 * _std(c.get("pooled_std")), 0.5)
-                ax.fill_between([x - 0.06, x + 0.06], -tol, tol, color="0.85", zorder=0)
-        for j, base in enumerate(BASES):
-            if (ds, base) in (paper_gaps or {}):
-                ax.plot(j, paper_gaps[(ds, base)], "*", color="gold", mec="black", ms=11,
-                        zorder=6, label="paper's gap (same data set)")
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_xticks(range(len(BASES)), [registry.get(variants_for(b)[0].optimizer).display
-                                          for b in BASES])
-        ax.set_ylabel("Auto - tuned test error (points)")
-        ax.set_title((titles or {}).get(ds, ds), fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        _legend(ax, fontsize=6, loc="upper left")
+        labels = []
+        for y, (_, c) in enumerate(cells[cells["dataset"] == ds].iterrows()):
+            style = ROLE_STYLE[c["role"]]
+            pooled = _std(c.get("pooled_std"))
+            tol = max(2 * pooled, 0.5)
+            ax.barh(-y, 2 * tol, left=-tol, height=0.7, color="0.88", zorder=0)
+            ax.errorbar(c["gap_test"], -y, xerr=pooled, fmt=style["marker"], color=style["color"],
+                        mfc="none" if c.get("flags") else style["color"], capsize=2, ms=6,
+                        label=ROLE_TITLES[c["role"]])
+            if c["role"] == "paper" and (ds, c["base"]) in (paper_gaps or {}):
+                ax.plot(paper_gaps[ds, c["base"]], -y, "*", color="gold", mec="black", ms=11,
+                        zorder=6, label="paper's gap (its full data set)")
+            labels.append(registry.get(c["optimizer"]).display)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_xscale("symlog", linthresh=2.0)  # gaps from 0.1 to 90 points on one axis
+        here = cells[cells["dataset"] == ds]
+        lo = min(-5.0, float((here["gap_test"] - here["pooled_std"].fillna(0)).min()) * 1.3)
+        hi = max(5.0, float((here["gap_test"] + here["pooled_std"].fillna(0)).max()) * 1.3)
+        ax.set_xlim(lo, hi)
+        ticks = [t for t in (-100, -10, -1, 0, 1, 10, 100) if lo <= t <= hi]
+        ax.set_xticks(ticks, [f"{t:+d}" if t else "0" for t in ticks], fontsize=7)
+        ax.set_yticks([-y for y in range(len(labels))], labels, fontsize=7)
+        ax.set_xlabel("Auto - tuned test error (points)", fontsize=8)
+        ax.set_title(textwrap.fill((titles or {}).get(ds, ds), 60), fontsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    handles, names = [], []
+    for ax in axes[0]:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=7)
     return fig
