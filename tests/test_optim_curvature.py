@@ -51,6 +51,8 @@ CASES = [
     (AutoAdam, "adam", {"eps": 1e-3, "curvature_every": 2}),
     (AutoAdam, "adam", {"bias_correction": "constant", "eps": 1e-3, "ewma": 0.5}),
     (AutoAdaGrad, "adagrad", {"eps": 1e-3, "curvature_every": 1}),
+    (AutoSGD, "sgd", {"curvature_probe": "gradient", "curvature_every": 3}),
+    (AutoAdam, "adam", {"eps": 1e-3, "curvature_probe": "gradient", "curvature_every": 1}),
 ]
 
 

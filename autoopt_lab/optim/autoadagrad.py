@@ -46,6 +46,7 @@ class AutoAdaGrad(AutoOptimizer):
         curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
+        curvature_probe: str = "momentum",
     ) -> None:
         defaults = dict(
             eps=eps,
@@ -58,5 +59,6 @@ class AutoAdaGrad(AutoOptimizer):
             curvature=curvature,
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
+            curvature_probe=curvature_probe,
         )
         super().__init__(params, defaults)

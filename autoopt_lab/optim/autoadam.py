@@ -65,6 +65,7 @@ class AutoAdam(AutoOptimizer):
         curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
+        curvature_probe: str = "momentum",
     ) -> None:
         defaults = dict(
             betas=tuple(betas),
@@ -79,5 +80,6 @@ class AutoAdam(AutoOptimizer):
             curvature=curvature,
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
+            curvature_probe=curvature_probe,
         )
         super().__init__(params, defaults)

@@ -61,6 +61,7 @@ class AutoSGD(AutoOptimizer):
         curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
+        curvature_probe: str = "momentum",
     ) -> None:
         defaults = dict(
             ewma=ewma,
@@ -72,5 +73,6 @@ class AutoSGD(AutoOptimizer):
             curvature=curvature,
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
+            curvature_probe=curvature_probe,
         )
         super().__init__(params, defaults)

@@ -23,7 +23,7 @@ from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
-_EXACT_KEYS = ("gamma", "curvature")
+_EXACT_KEYS = ("gamma", "curvature", "probe_quad")
 #: Integer counters (torch would cast them to the parameter dtype on load).
 _INT_KEYS = ("nonfinite_skips", "curvature_count")
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
@@ -34,6 +34,8 @@ _BASE_KEYS = (
     "nonfinite_skips",
     "curvature",
     "curvature_count",
+    "probe_direction",
+    "probe_quad",
 )
 
 
@@ -261,6 +263,7 @@ class AutoOptimizer(torch.optim.Optimizer):
         due = self._probe_due()
         if due:
             self._measure_curvature(prepared, due)
+        self._keep_directions(prepared)
         for group in self.param_groups:
             if group.get("curvature", "paper") == "measured":
                 group["curvature_clock"] = group.get("curvature_clock", 0) + 1
@@ -293,12 +296,19 @@ class AutoOptimizer(torch.optim.Optimizer):
         due_ids = {id(g) for g in due}
         chosen = [(m, work) for m, work, _ in prepared if id(work[0]) in due_ids]
         params, vectors, quads = [], [], []
-        for m, (group, ps, _, _, sizes, flat, prev, inv_h, *_) in chosen:
-            first = group["curvature_clock"] == 0
-            v = flat if first else prev  # g now, else the previous estimator p
-            u = v if inv_h is None else inv_h * v
-            vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
-            quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
+        for m, (group, ps, states, _, sizes, flat, prev, inv_h, *_) in chosen:
+            kept = [s.get("probe_direction") for s in states]
+            if group["curvature_clock"] > 0 and group["curvature_probe"] == "gradient" and all(
+                k is not None for k in kept
+            ):  # the previous step's u1 = D g, kept by _keep_directions
+                vectors.extend(kept)
+                quads.append(torch.stack([s["probe_quad"] for s in states]))
+            else:
+                first = group["curvature_clock"] == 0
+                v = flat if first else prev  # g now, else the previous estimator p
+                u = v if inv_h is None else inv_h * v
+                vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
+                quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
             params.extend(ps)
         hv = C.hessian_vector_product(closure, params, vectors)
         start = 0
@@ -317,6 +327,24 @@ class AutoOptimizer(torch.optim.Optimizer):
             for k, s in enumerate(states):
                 s["curvature"].copy_(new[k])
                 s["curvature_count"].copy_(count[k])
+
+    def _keep_directions(self, prepared: list) -> None:
+        """``curvature_probe="gradient"``: keep ``u1 = D g`` and ``g^T D g`` of the step
+        before each measurement, to measure along it with the next batch's Hessian."""
+        for m, (group, ps, states, _, sizes, flat, _, inv_h, *_), _ in prepared:
+            if (
+                group.get("curvature") != "measured"
+                or group["curvature_probe"] != "gradient"
+                or (group["curvature_clock"] + 1) % group["curvature_every"] != 0
+            ):
+                continue
+            u1 = flat if inv_h is None else inv_h * flat
+            for k, (s, v, p) in enumerate(zip(states, u1.split(sizes), ps, strict=True)):
+                if "probe_direction" not in s:
+                    s["probe_direction"] = torch.empty_like(p)
+                    s["probe_quad"] = torch.zeros((), dtype=torch.float64, device=p.device)
+                s["probe_direction"].copy_(v.view_as(p))
+                s["probe_quad"].copy_(m[k, G.AGG])
 
     def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
         group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps = work

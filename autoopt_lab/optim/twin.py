@@ -79,8 +79,11 @@ class ReferenceAutoOpt:
         curvature: str = "paper",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
+        curvature_probe: str = "momentum",
     ) -> None:
         self.max_lr = max_lr
+        self.probe = curvature_probe
+        self.kept: list[tuple[Tensor, float]] | None = None
         self.curvature, self.every, self.c_decay = curvature, curvature_every, curvature_ewma
         self.c = [1.0 for _ in params]
         self.c_count = [0 for _ in params]
@@ -111,11 +114,15 @@ class ReferenceAutoOpt:
         """Update every tensor's ``c`` from one Hessian-vector product (docs/curvature.md)."""
         first = self.clock == 0
         dirs, quads = [], []
-        for k, g in enumerate(grads):
-            d = self._inverse_hessian(k, g)
-            v = g if first else self.prev[k].flatten()
-            dirs.append((d * v).view_as(self.params[k]))
-            quads.append(float(v @ (d * v)))
+        if not first and self.probe == "gradient":  # the previous step's u1 = D g
+            dirs = [u.view_as(p) for (u, _), p in zip(self.kept, self.params, strict=True)]
+            quads = [q for _, q in self.kept]
+        else:
+            for k, g in enumerate(grads):
+                d = self._inverse_hessian(k, g)
+                v = g if first else self.prev[k].flatten()  # g, else the momentum p
+                dirs.append((d * v).view_as(self.params[k]))
+                quads.append(float(v @ (d * v)))
         hv = hvp(dirs)
         for k, (u, h, quad) in enumerate(zip(dirs, hv, quads, strict=True)):
             share = float((u * (h + self.wd * u)).sum())
@@ -147,6 +154,11 @@ class ReferenceAutoOpt:
             ]
             if self.clock % self.every == 0:
                 self._measure(grads, hvp)
+            if self.probe == "gradient" and (self.clock + 1) % self.every == 0:
+                self.kept = []
+                for k, g in enumerate(grads):
+                    d = self._inverse_hessian(k, g)
+                    self.kept.append((d * g, float(g @ (d * g))))
             self.clock += 1
         gammas = []
         for k, gi in enumerate(per_sample):

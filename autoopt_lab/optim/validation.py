@@ -61,6 +61,11 @@ def validate(options: dict[str, Any]) -> None:
             f"invalid curvature={options['curvature']!r}: expected 'paper' (the paper's "
             "H-bar = H-hat) or 'measured' (H-bar measured by Hessian-vector products)"
         )
+    if "curvature_probe" in options and options["curvature_probe"] not in ("momentum", "gradient"):
+        raise ValueError(
+            f"invalid curvature_probe={options['curvature_probe']!r}: expected 'momentum' (along "
+            "the previous step D p) or 'gradient' (along the previous step's D g)"
+        )
     if "solver" in options and options["solver"] not in ("triangle", "authors"):
         raise ValueError(
             f"invalid solver={options['solver']!r}: expected 'triangle' (minimise over the "
@@ -83,7 +88,10 @@ def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
         raise ValueError(f"the state has {len(saved)} param groups, this {cls} has {len(ours)}")
     own_options = set(opt.defaults)
     for i, (sg, og) in enumerate(zip(saved, ours, strict=True)):
-        missing = sorted(own_options - set(sg) - {"curvature", "curvature_every", "curvature_ewma"})
+        missing = sorted(
+            own_options - set(sg)
+            - {"curvature", "curvature_every", "curvature_ewma", "curvature_probe"}
+        )
         extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock"})
         if missing or extra:
             raise ValueError(
