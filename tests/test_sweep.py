@@ -174,3 +174,29 @@ def test_sweep_survives_kill_9_and_redoes_nothing(tmp_path):
     assert len(after) == 8
     assert all(after[k] == v for k, v in before.items())  # finished runs were not redone
     assert ResultsStore(store).runs()["seed"].sort_values().tolist() == list(range(8))
+
+
+def test_stopped_runs_are_stored_as_stopped_and_old_stores_migrate(tmp_path):
+    from autoopt_lab.experiments import store as store_module
+
+    path = tmp_path / "schema1.sqlite"
+    with sqlite3.connect(path) as con:  # a store written before 'stopped' existed
+        con.executescript(store_module._SCHEMA.replace("'failed', 'stopped'", "'failed'"))
+        con.execute(
+            "INSERT INTO runs (run_id, status, config_json, metrics_json, created_at) "
+            "VALUES ('old', 'done', '{}', '{}', '2026-01-01')"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            con.execute(
+                "INSERT INTO runs (run_id, status, config_json, metrics_json, created_at) "
+                "VALUES ('x', 'stopped', '{}', '{}', '2026-01-01')"
+            )
+    store = ResultsStore(path)
+    store.add_run({"optimizer": "autosgd"}, {"steps": 5}, run_id="wb/1", status="stopped")
+    assert store.done_ids() == {"old"}  # a stopped run is not finished: a sweep reruns it
+    assert store.runs(status="stopped")["run_id"].tolist() == ["wb/1"]
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT value FROM meta").fetchone()[0] == store_module.SCHEMA_VERSION
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with pytest.raises(ValueError, match="done, failed, stopped"):
+        store.add_run({"a": 1}, {}, status="paused")

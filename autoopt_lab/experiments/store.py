@@ -37,7 +37,11 @@ import pandas as pd
 
 from .config import RunConfig, config_key
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Run states: ``done`` (finished; the only one a sweep skips), ``failed`` (raised; retried
+#: by the next sweep), ``stopped`` (stopped by the user before the end, e.g. in the
+#: workbench). Schema 1 stores knew only the first two; they are migrated when opened.
+STATUSES: tuple[str, ...] = ("done", "failed", "stopped")
 CONFIG_COLUMNS = {
     "dataset": "TEXT",
     "model": "TEXT",
@@ -62,7 +66,7 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
-    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed', 'stopped')),
     sweep TEXT,
     {", ".join(f"{k} {t}" for k, t in {**CONFIG_COLUMNS, **METRIC_COLUMNS}.items())},
     config_json TEXT NOT NULL,
@@ -94,6 +98,19 @@ def _finite_or_none(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _migrate_v1(con: sqlite3.Connection) -> None:
+    """Schema 1's ``runs`` table refuses ``status='stopped'``: rebuild it (rows kept)."""
+    row = con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+    if row is None or "'stopped'" in row[0]:
+        return
+    runs_table = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS runs") :].split(";")[0]
+    con.executescript(  # one transaction: all of it or nothing
+        "BEGIN; DROP INDEX IF EXISTS runs_by_setting; ALTER TABLE runs RENAME TO runs_schema1; "
+        f"{runs_table}; INSERT INTO runs SELECT * FROM runs_schema1; DROP TABLE runs_schema1; "
+        "COMMIT;"
+    )
 
 
 class StoreDamagedError(OSError):
@@ -128,9 +145,10 @@ class ResultsStore:
             raise OSError(f"cannot create the folder of results store {self.path}: {exc}") from exc
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
+            _migrate_v1(con)
             con.executescript(_SCHEMA)
             con.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
 
@@ -170,8 +188,8 @@ class ResultsStore:
 
         ``run_id`` defaults to the config's hash (:meth:`RunConfig.run_id` for a RunConfig).
         """
-        if status not in ("done", "failed"):
-            raise ValueError(f"status must be 'done' or 'failed', got {status!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         if isinstance(config, RunConfig):
             run_id = run_id or config.run_id()
             config = config.to_dict()
