@@ -13,6 +13,7 @@ packages (the ``peers`` extra) and are built at their published defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -48,6 +49,24 @@ def _auto_hparams(optimizer: Any, names: dict[int, str]) -> dict[str, Tensor]:
     return fixed
 
 
+#: The allowed values of the Auto optimizers' string options (checked by the spec, so a bad
+#: value is an error when a run is configured, not when it starts).
+AUTO_CHOICES: dict[str, tuple[str, ...]] = {
+    "solver": ("triangle", "authors"),
+    "bias_correction": ("step", "constant"),
+    "curvature": ("measured", "paper"),
+    "curvature_probe": ("momentum", "gradient"),
+    "curvature_scope": ("tensor", "group"),
+}
+
+
+def _auto_options(cls: type) -> tuple[Option, ...]:
+    return tuple(
+        dataclasses.replace(o, choices=AUTO_CHOICES[o.name]) if o.name in AUTO_CHOICES else o
+        for o in options_from_signature(cls)
+    )
+
+
 def _auto(name: str, display: str, cls: type, base: str, description: str, **preset: Any) -> None:
     register(
         OptimizerSpec(
@@ -56,7 +75,7 @@ def _auto(name: str, display: str, cls: type, base: str, description: str, **pre
             family="auto",
             base=base,
             factory=lambda named, opts, cls=cls: cls(named, **opts),
-            options=options_from_signature(cls),
+            options=_auto_options(cls),
             preset=preset,
             description=description,
             per_sample_stats=True,
