@@ -23,6 +23,7 @@ def _paper(cls):
     class Paper(cls):
         def __init__(self, params, **options):
             options.setdefault("curvature", "paper")
+            options.setdefault("trust_ratio", 0.0)
             super().__init__(params, **options)
 
     Paper.__name__ = Paper.__qualname__ = cls.__name__

@@ -53,6 +53,8 @@ CASES = [
     (AutoAdaGrad, "adagrad", {"eps": 1e-3, "curvature_every": 1}),
     (AutoSGD, "sgd", {"curvature_probe": "gradient", "curvature_every": 3}),
     (AutoAdam, "adam", {"eps": 1e-3, "curvature_probe": "gradient", "curvature_every": 1}),
+    (AutoSGD, "sgd", {"trust_ratio": 0.0}),
+    (AutoAdam, "adam", {"eps": 1e-3, "trust_ratio": 0.01}),
 ]
 
 
@@ -60,6 +62,7 @@ CASES = [
 def test_measured_matches_reference_twin_step_by_step(cls, kind, opts):
     torch.manual_seed(0)
     model = _model().double()
+    opts = {"trust_ratio": 0.03, **opts}  # the class default, given to the twin explicitly
     ref = ReferenceAutoOpt(list(model.parameters()), kind=kind, curvature="measured", **opts)
     opt = cls(model.named_parameters(), curvature="measured", **opts)
     gen = torch.Generator().manual_seed(1)
@@ -121,7 +124,7 @@ def test_measured_lr_is_the_exact_step_on_a_quadratic_and_the_paper_is_off_by_c(
     lrs = {}
     for curvature in ("measured", "paper"):
         model = Offset(w0)
-        opt = cls(model.named_parameters(), curvature=curvature, ewma=0.0)
+        opt = cls(model.named_parameters(), curvature=curvature, ewma=0.0, trust_ratio=0.0)
         functional_backward(model, loss_fn, x, y)
         g = model.w.grad.clone()
         d = opt.param_groups[0]
@@ -145,7 +148,7 @@ def test_measured_lr_shrinks_with_the_noise_as_the_formula_says():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, 4, generator=gen, dtype=torch.float64)
     model = Offset(torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64))
-    opt = AutoSGD(model.named_parameters(), curvature="measured", ewma=0.0)
+    opt = AutoSGD(model.named_parameters(), curvature="measured", ewma=0.0, trust_ratio=0.0)
     functional_backward(model, loss_fn, x, torch.zeros(16))
     g = model.w.grad.clone()
     per_sample = (model.w.detach() - x) @ h
@@ -153,6 +156,24 @@ def test_measured_lr_shrinks_with_the_noise_as_the_formula_says():
     opt.step(lambda: loss_fn(model(x), torch.zeros(16)))
     c = float(g @ h @ g / (g @ g))
     assert opt.hparams()["w"]["lr"] == pytest.approx((1 - var / float(g @ g)) / c, rel=1e-10)
+
+
+@pytest.mark.parametrize("ratio", [0.01, 0.05])
+def test_the_trust_region_bounds_each_step_relative_to_the_weights(ratio):
+    """Far from the minimum the exact step is long; the trust region cuts it to
+    ``ratio * ||w||`` and the reported lr is the one used."""
+    h = HESSIANS["diagonal"]
+    loss_fn = _quadratic(h)
+    x = torch.full((8, 4), 50.0, dtype=torch.float64)  # the minimum is far away
+    w0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    model = Offset(w0)
+    opt = AutoSGD(model.named_parameters(), ewma=0.0, trust_ratio=ratio)
+    functional_backward(model, loss_fn, x, torch.zeros(8))
+    g = model.w.grad.clone()
+    opt.step(lambda: loss_fn(model(x), torch.zeros(8)))
+    step = (model.w.detach() - w0).norm()
+    assert float(step) == pytest.approx(ratio * float(w0.norm()), rel=1e-9)
+    assert opt.hparams()["w"]["lr"] == pytest.approx(float(step / g.norm()), rel=1e-9)
 
 
 # -- the closure contract ---------------------------------------------------------------------
@@ -353,7 +374,7 @@ def test_paper_curvature_reproduces_the_earlier_code_bit_for_bit(case):
     model = nn.Sequential(
         nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 5), nn.LogSoftmax(1)
     )
-    opt = cls(model.named_parameters(), curvature="paper", **opts)
+    opt = cls(model.named_parameters(), curvature="paper", trust_ratio=0.0, **opts)
     gen = torch.Generator().manual_seed(1)
     with autoopt_lab.track(model):
         for _ in range(25):

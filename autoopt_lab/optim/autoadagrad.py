@@ -47,6 +47,7 @@ class AutoAdaGrad(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
             eps=eps,
@@ -60,5 +61,6 @@ class AutoAdaGrad(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

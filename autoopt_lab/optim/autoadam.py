@@ -14,6 +14,7 @@ AUTHORS_AUTOADAM = {
     "bias_correction": "constant",
     "ewma": 0.99999,
     "curvature": "paper",
+    "trust_ratio": 0.0,
 }
 
 
@@ -66,6 +67,7 @@ class AutoAdam(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
             betas=tuple(betas),
@@ -81,5 +83,6 @@ class AutoAdam(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

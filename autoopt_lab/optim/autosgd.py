@@ -62,6 +62,7 @@ class AutoSGD(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
             ewma=ewma,
@@ -74,5 +75,6 @@ class AutoSGD(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

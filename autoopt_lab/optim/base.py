@@ -19,11 +19,12 @@ from ..stats import record
 from . import curvature as C
 from . import gamma as G
 from .preconditioners import InverseHessian
+from .probe import CurvatureProbe
 from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
-_EXACT_KEYS = ("gamma", "curvature", "probe_quad")
+_EXACT_KEYS = ("gamma", "curvature", "probe_quad", "trust_scale")
 #: Integer counters (torch would cast them to the parameter dtype on load).
 _INT_KEYS = ("nonfinite_skips", "curvature_count")
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
@@ -36,6 +37,7 @@ _BASE_KEYS = (
     "curvature_count",
     "probe_direction",
     "probe_quad",
+    "trust_scale",
 )
 
 
@@ -47,7 +49,7 @@ def _unflatten(flat: Tensor, like: list[Tensor], sizes: list[int]) -> list[Tenso
     return [v.view_as(t) for v, t in zip(flat.split(sizes), like, strict=True)]
 
 
-class AutoOptimizer(torch.optim.Optimizer):
+class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
     """Base class: AutoOpt learning rate and momentum per tensor on top of a preconditioner.
 
     Subclasses set ``_init_state`` and ``_inverse_hessian`` and add their own options.
@@ -154,15 +156,6 @@ class AutoOptimizer(torch.optim.Optimizer):
             record.peek(p) is not None for g in self.param_groups for p in g["params"]
         )
 
-    def _probe_due(self) -> list[dict]:
-        """Param groups that measure curvature at this step (host-side clock, no sync)."""
-        return [
-            g
-            for g in self.param_groups
-            if g.get("curvature", "paper") == "measured"
-            and g.setdefault("curvature_clock", 0) % g["curvature_every"] == 0
-        ]
-
     def _collect(self) -> list[tuple[dict, Tensor, Any, record.SampleStats]]:
         entries = []
         for group in self.param_groups:
@@ -217,6 +210,8 @@ class AutoOptimizer(torch.optim.Optimizer):
                     )
                     state["momentum_buffer"] = torch.zeros_like(p)
                     state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=p.device)
+                    if group["trust_ratio"] > 0:
+                        state["trust_scale"] = torch.ones((), dtype=torch.float64, device=p.device)
                     if group.get("curvature", "paper") == "measured":
                         state["curvature"] = torch.ones((), dtype=torch.float64, device=p.device)
                         state["curvature_count"] = torch.zeros(
@@ -273,79 +268,6 @@ class AutoOptimizer(torch.optim.Optimizer):
         for m, work, _ in prepared:
             self._apply(m, work, ok.to(m.device))
 
-    def _measure_curvature(self, prepared: list, due: list[dict]) -> None:
-        """One Hessian-vector product for every due tensor; update each tensor's ``c``.
-
-        The direction is the previous step's ``D p`` (``p`` the momentum buffer), which does
-        not depend on this batch, so this batch's Hessian is independent of it; the first
-        measurement, with no earlier step, uses this step's ``u1 = D g``.
-        """
-        closure = self._closure
-        if closure is None or self._closure_computed_grads:
-            why = (
-                "no closure was given"
-                if closure is None
-                else "the closure computed the gradients itself (it called backward())"
-            )
-            raise C.ClosureError(
-                f"curvature='measured' needs the batch loss for a Hessian-vector product every "
-                f"curvature_every steps, but {why}. After loss.backward(), call "
-                "opt.step(lambda: loss_fn(model(x), y)) (the closure must not call backward), "
-                "or construct the optimizer with curvature='paper'"
-            )
-        due_ids = {id(g) for g in due}
-        chosen = [(m, work) for m, work, _ in prepared if id(work[0]) in due_ids]
-        params, vectors, quads = [], [], []
-        for m, (group, ps, states, _, sizes, flat, prev, inv_h, *_) in chosen:
-            kept = [s.get("probe_direction") for s in states]
-            if group["curvature_clock"] > 0 and group["curvature_probe"] == "gradient" and all(
-                k is not None for k in kept
-            ):  # the previous step's u1 = D g, kept by _keep_directions
-                vectors.extend(kept)
-                quads.append(torch.stack([s["probe_quad"] for s in states]))
-            else:
-                first = group["curvature_clock"] == 0
-                v = flat if first else prev  # g now, else the previous estimator p
-                u = v if inv_h is None else inv_h * v
-                vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
-                quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
-            params.extend(ps)
-        hv = C.hessian_vector_product(closure, params, vectors)
-        start = 0
-        for (_, (group, ps, states, seg, *_)), quad in zip(chosen, quads, strict=True):
-            u = _flatten(vectors[start : start + len(ps)])
-            hflat = _flatten(hv[start : start + len(ps)]).to(u.dtype)
-            start += len(ps)
-            if group["weight_decay"]:
-                hflat = hflat + group["weight_decay"] * u
-            share = torch.zeros(len(ps), dtype=torch.float64, device=u.device)
-            share.index_add_(0, seg, (u * hflat).to(torch.float64))
-            ratio = C.curvature_ratio(share, quad)
-            old = torch.stack([s["curvature"] for s in states])
-            count = torch.stack([s["curvature_count"] for s in states])
-            new, count = C.smooth_curvature(old, count, ratio, group["curvature_ewma"])
-            for k, s in enumerate(states):
-                s["curvature"].copy_(new[k])
-                s["curvature_count"].copy_(count[k])
-
-    def _keep_directions(self, prepared: list) -> None:
-        """``curvature_probe="gradient"``: keep ``u1 = D g`` and ``g^T D g`` of the step
-        before each measurement, to measure along it with the next batch's Hessian."""
-        for m, (group, ps, states, _, sizes, flat, _, inv_h, *_), _ in prepared:
-            if (
-                group.get("curvature") != "measured"
-                or group["curvature_probe"] != "gradient"
-                or (group["curvature_clock"] + 1) % group["curvature_every"] != 0
-            ):
-                continue
-            u1 = flat if inv_h is None else inv_h * flat
-            for k, (s, v, p) in enumerate(zip(states, u1.split(sizes), ps, strict=True)):
-                if "probe_direction" not in s:
-                    s["probe_direction"] = torch.empty_like(p)
-                    s["probe_quad"] = torch.zeros((), dtype=torch.float64, device=p.device)
-                s["probe_direction"].copy_(v.view_as(p))
-                s["probe_quad"].copy_(m[k, G.AGG])
-
     def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
         group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps = work
         momentum = (steps > 0) & bool(group["adapt_momentum"])
@@ -370,6 +292,13 @@ class AutoOptimizer(torch.optim.Optimizer):
         ghat = G.estimator(flat, prev, torch.where(active.unsqueeze(-1), gamma_e, keep), seg)
         act = active.to(flat.dtype)[seg]
         update = (ghat if inv_h is None else inv_h * ghat) * act
+        if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
+            scale = C.trust_scale(update, _flatten(params), seg, len(params), group["trust_ratio"])
+            scale_e = scale.to(flat.dtype)[seg]
+            update, ghat = update * scale_e, ghat * scale_e
+            old = torch.stack([s["trust_scale"] for s in states])
+            kept = torch.where(active & ok, scale, old)
+            torch._foreach_copy_([s["trust_scale"] for s in states], list(kept.unbind()))
         # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
         update = torch.where(ok, update, torch.zeros((), dtype=flat.dtype, device=flat.device))
         ghat = torch.where(ok, ghat, prev)
@@ -407,6 +336,8 @@ class AutoOptimizer(torch.optim.Optimizer):
                 if state and "curvature" in state:
                     curv = state["curvature"].reshape(1)
                     gam = C.scale_gamma(gam.unsqueeze(0), curv, group["max_lr"])[0]
+                if state and "trust_scale" in state:  # the step the trust region let through
+                    gam = C.scale_gamma(gam.unsqueeze(0), 1 / state["trust_scale"].reshape(1))[0]
                 out[key] = G.to_hparams(gam)
         return out
 

@@ -56,7 +56,6 @@ AUTO_CHOICES: dict[str, tuple[str, ...]] = {
     "bias_correction": ("step", "constant"),
     "curvature": ("measured", "paper"),
     "curvature_probe": ("momentum", "gradient"),
-    "curvature_scope": ("tensor", "group"),
 }
 
 
@@ -97,6 +96,7 @@ for _base, _display, _cls in _AUTO:
         f"auto{_base}-paper", f"Auto{_display} (paper)", _cls, _base,
         f"AutoOpt on {_display} exactly as the paper writes it: H-bar = H-hat, lr in [0, 1]",
         curvature="paper",
+        trust_ratio=0.0,
     )
 _auto(
     "autoadam-authors",

@@ -50,6 +50,16 @@ def hessian_vector_product(
     The closure returns the batch loss and must not call ``backward()``; per-sample
     statistics hooks are suspended while it runs.
     """
+    return hessian_vector_products(closure, params, [vectors])[0]
+
+
+def hessian_vector_products(
+    closure: Callable[[], Tensor],
+    params: Sequence[Tensor],
+    vector_sets: Sequence[Sequence[Tensor]],
+) -> list[list[Tensor]]:
+    """``[H v for v in vector_sets]`` from one evaluation of the closure (one forward and one
+    backward with graph, then one double backward per set)."""
     versions = [None if p.grad is None else p.grad._version for p in params]
     with torch.enable_grad(), suspended():
         loss = closure()
@@ -76,15 +86,20 @@ def hessian_vector_product(
             )
         grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True)
         used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-        if not used:
-            return [torch.zeros_like(p) for p in params]
-        dot = sum((grads[i] * vectors[i]).sum() for i in used)
-        hv_used = torch.autograd.grad(dot, [params[i] for i in used], allow_unused=True)
-    out = [torch.zeros_like(p) for p in params]
-    for i, hv in zip(used, hv_used, strict=True):
-        if hv is not None:
-            out[i] = hv.detach()
-    return out
+        results = []
+        for j, vectors in enumerate(vector_sets):
+            out = [torch.zeros_like(p) for p in params]
+            if used:
+                dot = sum((grads[i] * vectors[i]).sum() for i in used)
+                hv_used = torch.autograd.grad(
+                    dot, [params[i] for i in used], allow_unused=True,
+                    retain_graph=j < len(vector_sets) - 1,
+                )
+                for i, hv in zip(used, hv_used, strict=True):
+                    if hv is not None:
+                        out[i] = hv.detach()
+            results.append(out)
+    return results
 
 
 def curvature_ratio(share: Tensor, quad: Tensor) -> Tensor:
@@ -115,7 +130,7 @@ def smooth_curvature(
     return torch.where(valid, updated, old), count + valid.to(count.dtype)
 
 
-def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float = float("inf")) -> Tensor:
+def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float | Tensor = float("inf")) -> Tensor:
     """Map a paper-model ``gamma`` to the measured one: ``lr -> min(lr / c, max_lr)``, with
     the momentum unchanged.
 
@@ -129,6 +144,31 @@ def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float = float("inf")) -> Tenso
     """
     c = c.to(gamma.dtype).unsqueeze(-1)
     frac = 1 - gamma[..., 0:1]
+    if isinstance(max_lr, Tensor):
+        max_lr = max_lr.to(gamma.dtype).unsqueeze(-1)
     c = torch.maximum(c, frac / max_lr)  # lr = frac / c <= max_lr
     safe = torch.where(c > 0, c, torch.ones_like(c))
     return torch.stack([1 - frac / safe, gamma[..., 1:2] / safe], -1).squeeze(-2)
+
+
+def trust_scale(
+    update: Tensor, weights: Tensor, segments: Tensor, count: int, ratio: float
+) -> Tensor:
+    """Per tensor, the factor in (0, 1] that keeps ``||update|| <= ratio ||w||``, ``(count,)``.
+
+    The quadratic model behind the step is local: a step that changes a tensor by a large
+    fraction of its norm leaves the region where the measured curvature describes the loss
+    (a ReLU network is only piecewise quadratic). The factor scales the learning rate and
+    keeps the momentum. A tensor with ``w = 0`` is not limited (as LAMB's trust ratio).
+
+    >>> u, w = torch.tensor([3.0, 4.0, 0.1]), torch.tensor([10.0, 0.0, 1.0])
+    >>> trust_scale(u, w, torch.tensor([0, 0, 1]), 2, 0.1)
+    tensor([0.2000, 1.0000], dtype=torch.float64)
+    """
+    nu = torch.zeros(count, dtype=torch.float64, device=update.device)
+    nw = torch.zeros_like(nu)
+    nu.index_add_(0, segments, (update * update).to(torch.float64))
+    nw.index_add_(0, segments, (weights * weights).to(torch.float64))
+    limit = ratio * nw.sqrt()
+    limited = (nu > limit * limit) & (nw > 0)
+    return torch.where(limited, limit / nu.sqrt().clamp_min(1e-300), torch.ones_like(nu))

@@ -80,8 +80,11 @@ class ReferenceAutoOpt:
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        trust_ratio: float = 0.0,
     ) -> None:
         self.max_lr = max_lr
+        self.trust = trust_ratio
+        self.trust_scale = [1.0 for _ in params]
         self.probe = curvature_probe
         self.kept: list[tuple[Tensor, float]] | None = None
         self.curvature, self.every, self.c_decay = curvature, curvature_every, curvature_ewma
@@ -193,6 +196,13 @@ class ReferenceAutoOpt:
                 c = max(self.c[k], frac / self.max_lr)
                 gamma = np.array([1 - frac / c, gamma[1] / c])
             ghat = g - torch.from_numpy(gmat @ gamma)  # eq. (14)
+            if self.trust > 0:  # the trust region: ||D ghat|| <= trust ||w||
+                w_norm = float(self.params[k].norm())
+                step_norm = float((d * ghat).norm())
+                limit = self.trust * w_norm
+                scale = limit / step_norm if w_norm > 0 and step_norm > limit else 1.0
+                ghat = ghat * scale
+                self.trust_scale[k] = scale
             self.params[k] -= (d * ghat).view_as(self.params[k])  # eq. (9)
             self.prev[k] = ghat.view_as(self.params[k])
             if self.kind != "sgd":
@@ -209,5 +219,5 @@ class ReferenceAutoOpt:
             mom = g2 / lr if lr > 0 else 0.0
             if self.curvature == "measured":
                 lr = lr / max(self.c[k], lr / self.max_lr)
-            out.append((lr, mom))
+            out.append((lr * self.trust_scale[k], mom))
         return out

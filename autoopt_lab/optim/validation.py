@@ -23,6 +23,7 @@ def validate(options: dict[str, Any]) -> None:
     measured = options.get("curvature", "paper") == "measured"
     checks = {
         "curvature_ewma": lambda v: 0.0 <= v < 1.0,
+        "trust_ratio": lambda v: v >= 0.0,
         "curvature_every": lambda v: isinstance(v, int) and v >= 1,
         "ewma": lambda v: 0.0 <= v < 1.0,
         "gamma0": lambda v: 0.0 <= v <= 1.0,
@@ -39,6 +40,7 @@ def validate(options: dict[str, Any]) -> None:
         if measured
         else "a float in (0, 1] (1 = the paper's triangle)",
         "curvature_ewma": "a float in [0, 1)",
+        "trust_ratio": "a float >= 0 (0: no trust region)",
         "curvature_every": "an integer >= 1 (steps between Hessian-vector products)",
     }
     for key, ok in checks.items():
@@ -90,7 +92,7 @@ def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
     for i, (sg, og) in enumerate(zip(saved, ours, strict=True)):
         missing = sorted(
             own_options - set(sg)
-            - {"curvature", "curvature_every", "curvature_ewma", "curvature_probe"}
+            - {"curvature", "curvature_every", "curvature_ewma", "curvature_probe", "trust_ratio"}
         )
         extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock"})
         if missing or extra:
