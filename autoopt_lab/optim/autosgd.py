@@ -30,6 +30,11 @@ class AutoSGD(AutoOptimizer):
             ``"paper"``: the paper's assumption ``H-bar = H-hat`` (for SGD, unit curvature).
         curvature_every: steps between Hessian-vector products (``"measured"``).
         curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
+        curvature_probe: the direction of the product: ``"momentum"`` (the previous step,
+            default) or ``"gradient"`` (the previous step's preconditioned gradient).
+        trust_ratio: a trust region: each tensor's step is at most this fraction of the
+            tensor's norm (the lr is scaled down, the momentum kept); 0 turns it off. The
+            quadratic model is local, and a ReLU network only piecewise quadratic.
 
     Example:
         >>> import torch, torch.nn.functional as F, autoopt_lab
