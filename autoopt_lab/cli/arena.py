@@ -106,8 +106,10 @@ def main(args: argparse.Namespace) -> int:
     store_path = check_output_file(args.store or out / "arena.sqlite", "--store")
     store = ResultsStore(store_path)
     if args.dry_run:
-        done = store.done_ids()
-        left = sum(1 for c in configs if c.run_id() not in done)
+        from autoopt_lab.experiments.executors import executor_engine
+
+        done, engine = store.done_ids(), executor_engine("vectorized")
+        left = sum(1 for c in configs if c.with_engine(engine).run_id() not in done)
         print(f"{len(configs)} runs in the arena ({len(plan.contenders())} contenders), "
               f"{len(configs) - left} already in {store_path}, {left} to do")
         return 0
