@@ -22,6 +22,7 @@ the loss and river's prediction methods. How it works (``docs/online.md`` says m
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import logging
@@ -188,14 +189,17 @@ class TorchLearner(base.Base):
         return n
 
     # -- what subclasses provide ------------------------------------------------------------
+    @abc.abstractmethod
     def _n_outputs(self) -> int:
-        raise NotImplementedError
+        """Provided by the classifier and the regressor."""
 
+    @abc.abstractmethod
     def _targets(self, ys: list[Any]) -> Tensor:
-        raise NotImplementedError
+        """Provided by the classifier and the regressor."""
 
+    @abc.abstractmethod
     def _loss(self, out: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Provided by the classifier and the regressor."""
 
     def _output(self, out: Tensor, *, first: bool = False) -> Tensor:
         """The module's output as the loss needs it (checked on the first batch)."""
