@@ -202,7 +202,8 @@ class OptimizerSpec:
         extra = self.overrides(options)
         if not extra:
             return self.display
-        return f"{self.display}({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in extra.items())})"
+        text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())
+        return f"{self.display}{' ' if self.display.endswith(')') else ''}({text})"
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
