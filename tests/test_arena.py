@@ -95,7 +95,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, code, message):
 
 def test_cli_dry_run_counts_runs(tmp_path, capsys):
     assert cli(["arena", "--out", str(tmp_path), "--dry-run"]) == 0
-    assert "405 runs in the arena" in capsys.readouterr().out
+    assert "420 runs in the arena" in capsys.readouterr().out
 
 
 @pytest.mark.notebook

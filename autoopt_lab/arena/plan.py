@@ -23,13 +23,15 @@ from typing import Any
 from autoopt_lab.experiments import RunConfig
 from autoopt_lab.optim import registry
 
-#: Auto variants in every arena: the library defaults (measured curvature with its trust
-#: region), the paper's method as written, the authors' published AutoAdam, and the paper's
-#: AutoSGD with the lr cap that stabilises it (max_lr=0.3, docs/method.md).
+#: Auto variants in every arena: the library defaults (AutoSGD: the paper's curvature inside
+#: the trust region; AutoAdam, AutoAdaGrad: measured curvature inside it), AutoSGD with
+#: measured curvature, the paper's method as written, the authors' published AutoAdam, and
+#: the paper's AutoSGD with the lr cap that stabilises it (max_lr=0.3, docs/method.md).
 AUTO_VARIANTS: tuple[str, ...] = (
     "autosgd",
     "autoadam",
     "autoadagrad",
+    "autosgd:curvature=measured",
     "autosgd-paper",
     "autoadam-paper",
     "autoadagrad-paper",

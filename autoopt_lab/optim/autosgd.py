@@ -23,11 +23,12 @@ class AutoSGD(AutoOptimizer):
             ``"authors"`` (the published code's fallback to no momentum).
         max_lr: a cap on the learning rate (1.0 by default; with ``curvature="paper"`` the
             paper's triangle, lr in [0, 1]).
-        curvature: ``"measured"`` (default): the Hessian is measured, not assumed, by a
+        curvature: ``"paper"`` (AutoSGD's default, the arena's winner for SGD): the paper's
+            assumption ``H-bar = H-hat`` (for SGD, unit curvature), kept safe by the trust
+            region. ``"measured"``: the Hessian is measured, not assumed, by a
             Hessian-vector product of the batch loss every ``curvature_every`` steps, and
             lr = (the paper's lr) / c with ``c`` the measured curvature relative to the
             preconditioner (docs/curvature.md); ``step()`` then needs the loss closure.
-            ``"paper"``: the paper's assumption ``H-bar = H-hat`` (for SGD, unit curvature).
         curvature_every: steps between Hessian-vector products (``"measured"``).
         curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
         curvature_probe: the direction of the product: ``"momentum"`` (the previous step,
@@ -63,7 +64,7 @@ class AutoSGD(AutoOptimizer):
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
-        curvature: str = "measured",
+        curvature: str = "paper",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",

@@ -88,8 +88,10 @@ _AUTO = (("sgd", "SGD", AutoSGD), ("adam", "Adam", AutoAdam), ("adagrad", "AdaGr
 for _base, _display, _cls in _AUTO:
     _auto(
         f"auto{_base}", f"Auto{_display}", _cls, _base,
-        f"AutoOpt on {_display}'s preconditioner, library defaults: curvature measured by "
-        "Hessian-vector products (docs/curvature.md)",
+        f"AutoOpt on {_display}'s preconditioner, library defaults: "
+        + ("the paper's unit curvature inside a trust region" if _base == "sgd" else
+           "curvature measured by Hessian-vector products")
+        + " (docs/curvature.md)",
     )
 for _base, _display, _cls in _AUTO:
     _auto(
