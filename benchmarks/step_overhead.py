@@ -1,13 +1,13 @@
 """Cost of an AutoOpt training step against plain torch optimizers, measured in one run.
 
 A step is forward + backward + optimizer step on one mini-batch, in train mode (dropout on),
-with the loss closure passed to ``step()`` as training does (the default, measured-curvature
-variant then spends one Hessian-vector product every ``curvature_every`` steps, amortised
-here). Each configuration is timed in interleaved rounds (baseline, candidates, baseline,
+with the loss closure passed to ``step()`` as training does (the measured-curvature variant
+then spends one Hessian-vector product every ``curvature_every`` steps, amortised here). Each configuration is timed in interleaved rounds (baseline, candidates, baseline,
 ...) and the median per-step time is reported with its ratio to the plain optimizer of the
 same family (SGD for AutoSGD, Adam for AutoAdam, Adagrad for AutoAdaGrad), measured in the
-same rounds. Columns: ``paper`` (curvature="paper", hook engine), ``measured`` (the default,
-hook engine), ``func`` (the default with the torch.func engine). Ratios, not absolute times,
+same rounds. Columns: ``paper`` (curvature="paper", hook engine; AutoSGD's default),
+``measured`` (curvature="measured", hook engine; AutoAdam's and AutoAdaGrad's default),
+``func`` (the class default with the torch.func engine). Ratios, not absolute times,
 are what carry over between machines. Use --steps >= 20 so that the Hessian-vector product
 (every 10 steps) is amortised as in training.
 
