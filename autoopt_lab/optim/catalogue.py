@@ -31,6 +31,7 @@ from .registry import (
     options_from_signature,
     register,
 )
+from .validation import CHOICES
 
 #: Adam's betas in the paper's experiments (Section 5).
 PAPER_BETAS = (0.9, 0.99)
@@ -51,12 +52,7 @@ def _auto_hparams(optimizer: Any, names: dict[int, str]) -> dict[str, Tensor]:
 
 #: The allowed values of the Auto optimizers' string options (checked by the spec, so a bad
 #: value is an error when a run is configured, not when it starts).
-AUTO_CHOICES: dict[str, tuple[str, ...]] = {
-    "solver": ("triangle", "authors"),
-    "bias_correction": ("step", "constant"),
-    "curvature": ("measured", "paper"),
-    "curvature_probe": ("momentum", "gradient"),
-}
+AUTO_CHOICES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in CHOICES.items()}
 
 
 def _auto_options(cls: type) -> tuple[Option, ...]:

@@ -34,9 +34,6 @@ from torch import Tensor
 
 from ..stats import suspended
 
-#: Curvature models an Auto optimizer can use.
-CURVATURE_MODELS: tuple[str, ...] = ("paper", "measured")
-
 
 class ClosureError(RuntimeError):
     """The closure given to ``step()`` cannot serve a Hessian-vector product."""

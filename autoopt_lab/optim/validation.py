@@ -15,7 +15,26 @@ from typing import Any
 
 from torch import Tensor
 
-from .curvature import CURVATURE_MODELS as _CURVATURE_MODELS
+#: The string options of the Auto optimizers: each allowed value and what it means (the
+#: registry's option choices come from here too).
+CHOICES: dict[str, dict[str, str]] = {
+    "curvature": {
+        "paper": "the paper's H-bar = H-hat",
+        "measured": "H-bar measured by Hessian-vector products",
+    },
+    "curvature_probe": {
+        "momentum": "along the previous step D p",
+        "gradient": "along the previous step's D g",
+    },
+    "solver": {
+        "triangle": "minimise over the feasible triangle",
+        "authors": "the published code's fallback rule",
+    },
+    "bias_correction": {
+        "step": "the paper's 1 - beta1^t",
+        "constant": "the authors' code, 1 - beta1",
+    },
+}
 
 
 def validate(options: dict[str, Any]) -> None:
@@ -58,26 +77,10 @@ def validate(options: dict[str, Any]) -> None:
             or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
         ):
             raise ValueError(f"invalid betas={betas!r}: expected two floats in [0, 1)")
-    if "curvature" in options and options["curvature"] not in _CURVATURE_MODELS:
-        raise ValueError(
-            f"invalid curvature={options['curvature']!r}: expected 'paper' (the paper's "
-            "H-bar = H-hat) or 'measured' (H-bar measured by Hessian-vector products)"
-        )
-    if "curvature_probe" in options and options["curvature_probe"] not in ("momentum", "gradient"):
-        raise ValueError(
-            f"invalid curvature_probe={options['curvature_probe']!r}: expected 'momentum' (along "
-            "the previous step D p) or 'gradient' (along the previous step's D g)"
-        )
-    if "solver" in options and options["solver"] not in ("triangle", "authors"):
-        raise ValueError(
-            f"invalid solver={options['solver']!r}: expected 'triangle' (minimise over the "
-            "feasible triangle) or 'authors' (the published code's fallback rule)"
-        )
-    if "bias_correction" in options and options["bias_correction"] not in ("step", "constant"):
-        raise ValueError(
-            f"invalid bias_correction={options['bias_correction']!r}: expected 'step' "
-            "(the paper's 1 - beta1^t) or 'constant' (the authors' code, 1 - beta1)"
-        )
+    for key, meanings in CHOICES.items():
+        if key in options and options[key] not in meanings:
+            said = " or ".join(f"{v!r} ({m})" for v, m in meanings.items())
+            raise ValueError(f"invalid {key}={options[key]!r}: expected {said}")
 
 
 def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
