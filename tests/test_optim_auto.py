@@ -50,6 +50,9 @@ CASES = [
     (AutoAdaGrad, "adagrad", {"eps": 1e-3}),
     (AutoSGD, "sgd", {"max_lr": 0.3}),
     (AutoAdam, "adam", {"max_lr": 0.05, "eps": 1e-3}),
+    # the paper's curvature inside the trust region (AutoSGD's default): the region binds
+    (AutoSGD, "sgd", {"trust_ratio": 0.03}),
+    (AutoAdam, "adam", {"eps": 1e-3, "trust_ratio": 0.01}),
 ]
 
 
@@ -60,6 +63,7 @@ def test_fast_optimizer_matches_reference_twin_step_by_step(cls, kind, opts):
     ref = ReferenceAutoOpt(list(model.parameters()), kind=kind, **opts)
     opt = cls(model.named_parameters(), **opts)
     gen = torch.Generator().manual_seed(1)
+    bound = False
     with autoopt_lab.track(model):
         for _ in range(8):
             x = torch.randn(16, 1, 6, 6, generator=gen, dtype=torch.float64)
@@ -69,8 +73,10 @@ def test_fast_optimizer_matches_reference_twin_step_by_step(cls, kind, opts):
             opt.zero_grad()
             F.nll_loss(model(x), y).backward()
             opt.step()
+            bound |= any(s < 1.0 for s in ref.trust_scale)
             for p, q in zip(model.parameters(), ref.params, strict=True):
                 torch.testing.assert_close(p.detach(), q, rtol=1e-9, atol=1e-11)
+    assert bound == bool(opts.get("trust_ratio"))  # a trust region here is active, not idle
     hp = opt.hparams()
     for (name, _), (lr, mom) in zip(model.named_parameters(), ref.hparams(), strict=True):
         assert hp[name]["lr"] == pytest.approx(lr, abs=1e-9)
