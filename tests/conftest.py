@@ -15,3 +15,14 @@ def fmnist_train():
         return load_arrays("fashion-mnist", train=True)
     except DataUnavailableError as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"Fashion-MNIST not available: {exc}")
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op torch thread for the test (tiny models run faster), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

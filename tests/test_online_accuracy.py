@@ -11,7 +11,6 @@ import warnings
 
 import pandas as pd
 import pytest
-import torch
 from river import datasets, evaluate, linear_model, metrics, multiclass, preprocessing, utils
 from river.datasets import synth
 
@@ -19,14 +18,11 @@ from autoopt_lab.online import MLP, TorchClassifier, TorchRegressor
 
 
 @pytest.fixture(autouse=True)
-def _quiet_single_thread():
-    """Tiny models: one intra-op thread is faster (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _quiet(single_thread):
+    """One torch thread (tiny models), and the Auto optimizers' RuntimeWarnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-    torch.set_num_threads(threads)
 
 
 def progressive(data, learner, metric=None) -> float:

@@ -15,14 +15,7 @@ from torch import nn
 from autoopt_lab.online import MLP, TorchClassifier, TorchRegressor
 from autoopt_lab.optim import registry
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models: one intra-op thread is faster (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def zero_linear(n_features: int, n_outputs: int) -> nn.Sequential:

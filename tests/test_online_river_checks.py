@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-import torch
 from river import checks
 
 from autoopt_lab.online import TorchClassifier, TorchRegressor
@@ -36,13 +35,7 @@ def _cases():
             yield pytest.param(key, check, id=f"{key}-{check.__name__}-{n}")
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models: one intra-op thread is faster (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize(("key", "check"), list(_cases()))
