@@ -64,7 +64,7 @@ class AutoAdam(AutoOptimizer):
         solver: str = "triangle",
         max_lr: float = 1.0,
         curvature: str = "measured",
-        curvature_every: int = 20,
+        curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
         trust_ratio: float = 0.03,

@@ -29,8 +29,7 @@ class AutoSGD(AutoOptimizer):
             Hessian-vector product of the batch loss every ``curvature_every`` steps, and
             lr = (the paper's lr) / c with ``c`` the measured curvature relative to the
             preconditioner (docs/curvature.md); ``step()`` then needs the loss closure.
-        curvature_every: steps between Hessian-vector products (``"measured"``; 20 by
-            default: the same error as 10 in the arena at half the cost).
+        curvature_every: steps between Hessian-vector products (``"measured"``).
         curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
         curvature_probe: the direction of the product: ``"momentum"`` (the previous step,
             default) or ``"gradient"`` (the previous step's preconditioned gradient).
@@ -66,7 +65,7 @@ class AutoSGD(AutoOptimizer):
         solver: str = "triangle",
         max_lr: float = 1.0,
         curvature: str = "paper",
-        curvature_every: int = 20,
+        curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
         trust_ratio: float = 0.03,

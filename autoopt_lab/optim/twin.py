@@ -77,7 +77,7 @@ class ReferenceAutoOpt:
         bias_correction: str = "step",
         max_lr: float = 1.0,
         curvature: str = "paper",
-        curvature_every: int = 20,
+        curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
         trust_ratio: float = 0.0,
