@@ -106,12 +106,11 @@ def main(args: argparse.Namespace) -> int:
     store_path = check_output_file(args.store or out / "arena.sqlite", "--store")
     store = ResultsStore(store_path)
     if args.dry_run:
-        from autoopt_lab.experiments.executors import executor_engine
+        from autoopt_lab.experiments.sweep import pending_runs
 
-        done, engine = store.done_ids(), executor_engine("vectorized")
-        left = sum(1 for c in configs if c.with_engine(engine).run_id() not in done)
+        configs, todo = pending_runs(configs, store, "vectorized")  # the executor run_arena uses
         print(f"{len(configs)} runs in the arena ({len(plan.contenders())} contenders), "
-              f"{len(configs) - left} already in {store_path}, {left} to do")
+              f"{len(configs) - len(todo)} already in {store_path}, {len(todo)} to do")
         return 0
     load_arrays(plan.dataset, train=True, root=args.data_root)  # missing data: fail now
     result = run_arena(plan, out, store=store_path, workers=args.workers,

@@ -54,11 +54,13 @@ def main(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
     resolve_device(args.device)
     store = ResultsStore(args.store)
-    if args.dry_run:
-        done = store.done_ids()
-        left = sum(1 for c in configs if c.run_id() not in done)
+    if args.dry_run:  # counted as the sweep would: with its executor's engine
+        from autoopt_lab.experiments.sweep import pending_runs
+
+        configs, todo = pending_runs(configs, store, args.executor)
         print(
-            f"{len(configs)} runs in the grid, {len(configs) - left} already in {args.store}, {left} to do"
+            f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already in "
+            f"{args.store}, {len(todo)} to do"
         )
         return 0
     for dataset in sorted({c.dataset for c in configs}):  # missing data: one error, now

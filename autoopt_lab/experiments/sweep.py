@@ -50,6 +50,20 @@ class SweepReport:
         }
 
 
+def pending_runs(
+    configs: Iterable[RunConfig],
+    store: ResultsStore,
+    executor: Executor | str = "process",
+    **executor_options: Any,
+) -> tuple[list[RunConfig], list[RunConfig]]:
+    """The configs as ``executor`` runs them (its engine is part of each id), and those of
+    them not yet finished in ``store``: what a sweep, or its dry run, would do."""
+    engine = executor_engine(executor, **executor_options)
+    configs = dedupe(c.with_engine(engine) for c in configs)
+    finished = store.done_ids()
+    return configs, [c for c in configs if c.run_id() not in finished]
+
+
 def run_sweep(
     configs: Iterable[RunConfig],
     store: ResultsStore | str,
@@ -78,10 +92,7 @@ def run_sweep(
     2
     """
     store = store if isinstance(store, ResultsStore) else ResultsStore(store)
-    engine = executor_engine(executor, **executor_options)
-    configs = dedupe(c.with_engine(engine) for c in configs)
-    finished = store.done_ids()
-    todo = [c for c in configs if c.run_id() not in finished]
+    configs, todo = pending_runs(configs, store, executor, **executor_options)
     report = SweepReport(len(configs), len(configs) - len(todo), 0, 0, 0.0)
     logger.info(
         "sweep %s: %d runs, %d already in %s, %d to do",

@@ -18,6 +18,8 @@ from torch import Tensor
 from ..stats import record
 from . import curvature as C
 from . import gamma as G
+from .flat import flatten as _flatten
+from .flat import unflatten as _unflatten
 from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
 from .validation import check_state_dict as _check_state_dict
@@ -39,14 +41,6 @@ _BASE_KEYS = (
     "probe_quad",
     "trust_scale",
 )
-
-
-def _flatten(tensors: list[Tensor]) -> Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def _unflatten(flat: Tensor, like: list[Tensor], sizes: list[int]) -> list[Tensor]:
-    return [v.view_as(t) for v, t in zip(flat.split(sizes), like, strict=True)]
 
 
 class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):

@@ -50,14 +50,11 @@ def _auto_hparams(optimizer: Any, names: dict[int, str]) -> dict[str, Tensor]:
     return fixed
 
 
-#: The allowed values of the Auto optimizers' string options (checked by the spec, so a bad
-#: value is an error when a run is configured, not when it starts).
-AUTO_CHOICES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in CHOICES.items()}
-
-
 def _auto_options(cls: type) -> tuple[Option, ...]:
+    """The class's options, string ones with their allowed values (checked by the spec, so
+    a bad value is an error when a run is configured, not when it starts)."""
     return tuple(
-        dataclasses.replace(o, choices=AUTO_CHOICES[o.name]) if o.name in AUTO_CHOICES else o
+        dataclasses.replace(o, choices=tuple(CHOICES[o.name])) if o.name in CHOICES else o
         for o in options_from_signature(cls)
     )
 

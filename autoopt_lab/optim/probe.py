@@ -13,10 +13,7 @@ import torch
 
 from . import curvature as C
 from . import gamma as G
-
-
-def _flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+from .flat import flatten
 
 
 class CurvatureProbe:
@@ -57,26 +54,28 @@ class CurvatureProbe:
             )
         due_ids = {id(g) for g in due}
         chosen = [(m, work) for m, work, _ in prepared if id(work[0]) in due_ids]
-        params, vectors, quads = [], [], []
+        params, vectors, directions, quads = [], [], [], []
         for m, (group, ps, states, _, sizes, flat, prev, inv_h, *_) in chosen:
             kept = [s.get("probe_direction") for s in states]
             if group["curvature_clock"] > 0 and group["curvature_probe"] == "gradient" and all(
                 k is not None for k in kept
             ):  # the previous step's u1 = D g, kept by _keep_directions
                 vectors.extend(kept)
+                directions.append(flatten(kept))
                 quads.append(torch.stack([s["probe_quad"] for s in states]))
             else:
                 first = group["curvature_clock"] == 0
                 v = flat if first else prev  # g now, else the previous estimator p
                 u = v if inv_h is None else inv_h * v
                 vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
+                directions.append(u)
                 quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
             params.extend(ps)
         hv = C.hessian_vector_product(closure, params, vectors)
         start = 0
-        for (_, (group, ps, states, seg, *_)), quad in zip(chosen, quads, strict=True):
-            u = _flatten(vectors[start : start + len(ps)])
-            hflat = _flatten(hv[start : start + len(ps)]).to(u.dtype)
+        for (_, (group, ps, states, seg, *_)), u, quad in zip(chosen, directions, quads,
+                                                              strict=True):
+            hflat = flatten(hv[start : start + len(ps)]).to(u.dtype)
             start += len(ps)
             if group["weight_decay"]:
                 hflat = hflat + group["weight_decay"] * u
