@@ -411,6 +411,31 @@ def test_state_with_other_tensor_names_or_counts_is_refused():
         AutoSGD(_small_model().named_parameters()).load_state_dict({"weights": 1})
 
 
+
+def test_a_state_saved_before_the_curvature_options_resumes_as_it_ran():
+    """A state without the later options (curvature, trust_ratio, ...) loads into today's
+    default optimizer and continues the method it was saved with, bit for bit."""
+    import copy
+
+    from autoopt_lab.optim.validation import ADDED_OPTIONS
+
+    torch.manual_seed(0)
+    model = _small_model()
+    opt = AutoAdam(model.named_parameters())  # the paper's method, no trust region
+    _train(model, opt, _batches(2))
+    old = copy.deepcopy(opt.state_dict())  # as if saved to disk: no shared tensors
+    for group in old["param_groups"]:
+        for key in ADDED_OPTIONS:
+            del group[key]
+    resumed = copy.deepcopy(model)
+    opt_resumed = autoopt_lab.AutoAdam(resumed.named_parameters())  # measured + trust
+    opt_resumed.load_state_dict(old)
+    more = _batches(3, seed=1)
+    _train(model, opt, more)
+    _train(resumed, opt_resumed, more)
+    for p, q in zip(model.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
 def _moments(g, prev, sum_sq, n, inv_hessian=None):
     """``gamma.segment_moments`` of a single tensor, as one ``(4,)`` row."""
     from autoopt_lab.optim import gamma as G

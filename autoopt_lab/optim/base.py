@@ -22,6 +22,7 @@ from .flat import flatten as _flatten
 from .flat import unflatten as _unflatten
 from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
+from .validation import ADDED_OPTIONS
 from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
@@ -99,6 +100,9 @@ class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
             for idx, s in state_dict["state"].items()
         }
         super().load_state_dict(state_dict)
+        for group in self.param_groups:  # a state saved before an option existed
+            for key, value in ADDED_OPTIONS.items():
+                group.setdefault(key, value)
         params = [p for g in self.param_groups for p in g["params"]]
         for idx, values in exact.items():
             p = params[idx]

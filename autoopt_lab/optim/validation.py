@@ -83,6 +83,18 @@ def validate(options: dict[str, Any]) -> None:
             raise ValueError(f"invalid {key}={options[key]!r}: expected {said}")
 
 
+#: Options added after the first release, with the value that reproduces the method a state
+#: saved before them ran (the paper's curvature, no trust region): such a state loads and
+#: resumes as it ran.
+ADDED_OPTIONS: dict[str, Any] = {
+    "curvature": "paper",
+    "curvature_every": 10,
+    "curvature_ewma": 0.5,
+    "curvature_probe": "momentum",
+    "trust_ratio": 0.0,
+}
+
+
 def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
     """Refuse a state that does not belong to ``opt``, naming the first difference."""
     if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
@@ -93,10 +105,7 @@ def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
         raise ValueError(f"the state has {len(saved)} param groups, this {cls} has {len(ours)}")
     own_options = set(opt.defaults)
     for i, (sg, og) in enumerate(zip(saved, ours, strict=True)):
-        missing = sorted(
-            own_options - set(sg)
-            - {"curvature", "curvature_every", "curvature_ewma", "curvature_probe", "trust_ratio"}
-        )
+        missing = sorted(own_options - set(sg) - set(ADDED_OPTIONS))
         extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock"})
         if missing or extra:
             raise ValueError(
