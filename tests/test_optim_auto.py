@@ -411,7 +411,6 @@ def test_state_with_other_tensor_names_or_counts_is_refused():
         AutoSGD(_small_model().named_parameters()).load_state_dict({"weights": 1})
 
 
-
 def test_a_state_saved_before_the_curvature_options_resumes_as_it_ran():
     """A state without the later options (curvature, trust_ratio, ...) loads into today's
     default optimizer and continues the method it was saved with, bit for bit."""
