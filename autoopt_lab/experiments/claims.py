@@ -53,6 +53,15 @@ RULES: dict[str, str] = {
 COLUMNS: tuple[str, ...] = ("paper", "authors", "default", "peer")
 
 
+def match_tolerance(pooled: float) -> float:
+    """How far above the tuned error an Auto variant may be and still match it (points).
+
+    >>> match_tolerance(0.1), match_tolerance(1.0)
+    (0.5, 2.0)
+    """
+    return max(TOLERANCE_STDS * pooled, TOLERANCE_POINTS)
+
+
 def match_verdict(d: float, pooled: float, flags: str = "") -> str:
     """The matches rule: ``"holds"`` / ``"fails"`` (with the flag that decided it).
 
@@ -61,7 +70,7 @@ def match_verdict(d: float, pooled: float, flags: str = "") -> str:
     """
     if flags:
         return f"fails ({flags})"
-    return "holds" if d <= max(TOLERANCE_STDS * pooled, TOLERANCE_POINTS) else "fails"
+    return "holds" if d <= match_tolerance(pooled) else "fails"
 
 
 def _gap_text(d: float, d_sd: float) -> str:

@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 from autoopt_lab.optim import registry
 
 from .analysis import role_rows
+from .claims import match_tolerance
 from .variants import BASES, ROLE_TITLES, ROLES, variants_for
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -237,10 +238,11 @@ def plot_claims(table: pd.DataFrame, titles: dict[str, str] | None = None,
                              squeeze=False, layout="constrained")
     for ax, ds in zip(axes[0], datasets, strict=True):
         labels = []
-        for y, (_, c) in enumerate(cells[cells["dataset"] == ds].iterrows()):
+        here = cells[cells["dataset"] == ds]
+        for y, (_, c) in enumerate(here.iterrows()):
             style = ROLE_STYLE[c["role"]]
             pooled = _std(c.get("pooled_std"))
-            tol = max(2 * pooled, 0.5)
+            tol = match_tolerance(pooled)
             ax.barh(-y, 2 * tol, left=-tol, height=0.7, color="0.88", zorder=0)
             ax.errorbar(c["gap_test"], -y, xerr=pooled, fmt=style["marker"], color=style["color"],
                         mfc="none" if c.get("flags") else style["color"], capsize=2, ms=6,
@@ -251,7 +253,6 @@ def plot_claims(table: pd.DataFrame, titles: dict[str, str] | None = None,
             labels.append(registry.get(c["optimizer"]).display)
         ax.axvline(0, color="0.5", lw=0.8)
         ax.set_xscale("symlog", linthresh=2.0)  # gaps from 0.1 to 90 points on one axis
-        here = cells[cells["dataset"] == ds]
         lo = min(-5.0, float((here["gap_test"] - here["pooled_std"].fillna(0)).min()) * 1.3)
         hi = max(5.0, float((here["gap_test"] + here["pooled_std"].fillna(0)).max()) * 1.3)
         ax.set_xlim(lo, hi)
