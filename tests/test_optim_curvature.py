@@ -84,7 +84,6 @@ def test_measured_matches_reference_twin_step_by_step(cls, kind, opts):
     assert any(c != 1.0 for c in ref.c)
 
 
-
 def test_autosgd_defaults_to_the_paper_curvature_with_a_trust_region():
     opt = AutoSGD(nn.Linear(2, 2).named_parameters())
     assert opt.defaults["curvature"] == "paper" and opt.defaults["trust_ratio"] > 0
