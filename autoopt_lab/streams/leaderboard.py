@@ -1,11 +1,12 @@
-"""The stream leaderboard: the Fashion-MNIST scenarios x optimizers x seeds, in a results store.
+"""The stream leaderboard: scenarios x optimizers x seeds, in a results store.
 
 Every cell (scenario, optimizer, seed) is one prequential run of
 :func:`~autoopt_lab.streams.experiment.run_one`; tuned baselines are first tuned on that
 seed's first segment. Each finished cell is one row of an
 :class:`~autoopt_lab.experiments.store.ResultsStore` (SQLite, one transaction per row; its
 slim per-step trace beside it), keyed by what the cell is: a killed leaderboard redoes
-nothing it had finished, tuning grid points included. :func:`leaderboard_table` sums the
+nothing it had finished, tuning grid points included. Each scenario trains on its own data
+set (by default the Fashion-MNIST scenarios, the offline ones). :func:`leaderboard_table` sums the
 cells up per scenario and optimizer (mean prequential error, 95% interval, median recovery,
 health flags) and :func:`plot_leaderboard` draws them as two heatmaps.
 
@@ -38,6 +39,7 @@ from autoopt_lab.optim import registry
 
 from .aggregate import READABLE, mean_ci, median_recovery, paired_difference
 from .baselines import tune_baseline, tuning_grid
+from .board_data import board_data
 from .catalogue import find_scenario, list_catalogue
 from .experiment import needs_tuning, run_one
 from .identity import data_fingerprint, digest, library_version, scenario_hash
@@ -46,8 +48,8 @@ from .scenario import Scenario
 from .selection import entry_key, parse_optimizers
 from .table import comparison_table
 
-__all__ = ["FAMILIES", "LEADERBOARD_MODES", "LeaderboardPlan", "StoreCache", "fashion_scenarios",
-           "goal_check", "leaderboard_frame", "leaderboard_markdown", "leaderboard_table",
+__all__ = ["FAMILIES", "LEADERBOARD_MODES", "LeaderboardPlan", "StoreCache", "board_data",
+           "fashion_scenarios", "goal_check", "leaderboard_frame", "leaderboard_markdown", "leaderboard_table",
            "plan_leaderboard", "write_outputs",
            "run_leaderboard"]
 
@@ -90,6 +92,10 @@ class LeaderboardPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def datasets(self) -> dict[str, str]:
+        """``{scenario: data set}``."""
+        return {name: find_scenario(name).dataset for name in self.scenarios}
 
 
 def plan_leaderboard(mode: str = "quick", *, scenarios: Sequence[str] | None = None,
@@ -215,7 +221,8 @@ def _guarded_cell(plan: LeaderboardPlan, cell: tuple[str, str, int], store: Any,
     """``(True, metrics)``, or ``(False, message)`` with the failure stored (retried later)."""
     scenario_name, key, seed = cell
     try:
-        return True, run_cell(plan, scenario_name, key, seed, store=store, data=data,
+        return True, run_cell(plan, scenario_name, key, seed, store=store,
+                              data=data[plan.scenario(scenario_name, seed).dataset],
                               device=device)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -230,15 +237,13 @@ def _guarded_cell(plan: LeaderboardPlan, cell: tuple[str, str, int], store: Any,
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(store_path: str, device: str, threads: int, data: Any) -> None:
+def _init_worker(store_path: str, device: str, threads: int, plan: LeaderboardPlan,
+                 data: Any) -> None:
     from autoopt_lab.experiments.store import ResultsStore
 
     torch.set_num_threads(threads)
-    if data is None:
-        from autoopt_lab.data import load_arrays
-
-        data = load_arrays("fashion-mnist", train=True)
-    _WORKER.update(store=ResultsStore(store_path), data=data, device=resolve_device(device))
+    _WORKER.update(store=ResultsStore(store_path), data=board_data(plan, data),
+                   device=resolve_device(device))
 
 
 def _work(plan: LeaderboardPlan, cell: tuple[str, str, int]) -> tuple[bool, Any]:
@@ -263,17 +268,17 @@ def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.de
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    given = data
+    data = board_data(plan, given)  # a missing data set fails here, before the store exists
     store = ResultsStore(store) if isinstance(store, str | Path) else store
     dev = resolve_device(device)
-    given = data
-    if data is None:
-        from autoopt_lab.data import load_arrays
-
-        data = load_arrays("fashion-mnist", train=True)
-    fp = data_fingerprint(data[0], data[1])
+    fps = {name: data_fingerprint(d[0], d[1]) for name, d in data.items()}
     done = store.done_ids()
-    todo = [c for c in plan.cells()
-            if cell_id(plan, plan.scenario(c[0], c[2]), c[1], fp, dev) not in done]
+    todo = []
+    for c in plan.cells():
+        sc = plan.scenario(c[0], c[2])
+        if cell_id(plan, sc, c[1], fps[sc.dataset], dev) not in done:
+            todo.append(c)
     report = {"cells": len(plan.cells()), "done_before": len(plan.cells()) - len(todo),
               "ran": 0, "failed": 0, "stopped": False, "workers": workers}
     t0 = time.perf_counter()
@@ -300,7 +305,7 @@ def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.de
     else:
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(str(store.path), str(dev), 1, given)) as pool:
+                                    initargs=(str(store.path), str(dev), 1, plan, given)) as pool:
             pending: dict[cf.Future, tuple[str, str, int]] = {}
             queue = list(todo)
             while queue or pending:
