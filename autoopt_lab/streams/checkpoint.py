@@ -7,7 +7,12 @@ optimizer and resolved options, data, model architecture, device type, library v
 Resuming into a run whose identity differs is refused with the difference named
 (:class:`CheckpointMismatchError`), unless the caller asks to start afresh. A file that cannot
 be read is a :class:`CheckpointError` naming it; nothing is ever written to it on failure.
-Writes are atomic (a temporary file, then a rename).
+Writes are atomic (a temporary file of a unique name, then a rename).
+
+A checkpoint holds plain data only (tensors, numbers, strings, lists and dicts) and is read
+with ``torch.load(weights_only=True)``: a file planted in place of one runs no code. The
+scenario is stored as a dict, and the river monitor as its inputs (the rolling window and
+the normalised losses), replayed into a fresh monitor on load.
 
 >>> import tempfile, pathlib
 >>> bad = pathlib.Path(tempfile.mkdtemp()) / "run.ckpt"; _ = bad.write_bytes(b"not torch")
@@ -19,13 +24,19 @@ autoopt_lab.streams.checkpoint.CheckpointError: ... is not a readable stream che
 
 from __future__ import annotations
 
-import pickle
+import dataclasses
+import math
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from .identity import differences
+from .monitor import Monitor
+from .scenario import MetricsConfig, Scenario, Segment, Shift, Transition
 
 if TYPE_CHECKING:  # pragma: no cover
     from .run import StreamRun
@@ -39,8 +50,8 @@ __all__ = [
     "save_checkpoint",
 ]
 
-#: Format version; 1 had no identity.
-CHECKPOINT_VERSION = 2
+#: Format version; 1 had no identity, 2 was a pickle (read with code execution).
+CHECKPOINT_VERSION = 3
 
 
 class CheckpointError(OSError):
@@ -66,7 +77,7 @@ def save_checkpoint(run: StreamRun, path: str | Path) -> Path:
     state = {
         "version": CHECKPOINT_VERSION,
         "identity": run.identity,
-        "scenario": run.scenario,
+        "scenario": dataclasses.asdict(run.scenario),
         "optimizer": run.optimizer_name,
         "hparams": run.hparams,
         "hparam_every": run.hparam_every,
@@ -75,17 +86,54 @@ def save_checkpoint(run: StreamRun, path: str | Path) -> Path:
         "sampler": run.sampler.state_dict(),
         "cpu_rng": run._cpu_rng,
         "cuda_rng": run._cuda_rng,
-        "monitor": pickle.dumps(run.monitor),
+        "monitor": monitor_state(run.monitor),
         "records": run.records,
         "hp_names": run.hp_names,
-        "hp_host": run._hp_host,
-        "skips_host": run._skips_host,
+        "hp_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in run._hp_host],
+        "skips_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in run._skips_host],
         "timing": run.timing,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def monitor_state(monitor: Monitor) -> dict[str, Any]:
+    """The monitor as plain data: normaliser, step count and the rolling window's
+    ``(y_true, y_pred)`` pairs (the detectors' inputs are the records' ``loss_z``)."""
+    norm = monitor.normalizer
+    return {"norm_mean": norm.mean, "norm_var": norm.var, "steps": monitor.steps,
+            "pairs": [list(args) for args, _ in monitor.rolling.window]}
+
+
+def restore_monitor(monitor: Monitor, data: dict[str, Any], records: list[dict]) -> None:
+    """Bring a fresh ``monitor`` to the state :func:`monitor_state` saved: the window and the
+    detectors' inputs (each step's finite ``loss_z`` after the warm-up) are replayed."""
+    for yt, yp in data["pairs"]:
+        monitor.rolling.update(int(yt), int(yp))
+    for rec in records[monitor.warmup:]:
+        z = float(rec["loss_z"])
+        if math.isfinite(z):
+            for det in monitor.detectors.values():
+                det.update(z)
+    monitor.normalizer.mean, monitor.normalizer.var = data["norm_mean"], float(data["norm_var"])
+    monitor.steps = int(data["steps"])
+
+
+def scenario_from_dict(d: dict[str, Any]) -> Scenario:
+    """The :class:`Scenario` that ``dataclasses.asdict`` turned into ``d``."""
+    segments = tuple(
+        Segment(name=s["name"], steps=s["steps"], batch_size=s["batch_size"],
+                shifts=tuple(Shift(**sh) for sh in s["shifts"]),
+                transition=Transition(**s["transition"]))
+        for s in d["segments"])
+    return Scenario(**{**d, "segments": segments, "metrics": MetricsConfig(**d["metrics"])})
 
 
 _KEYS = {"identity", "scenario", "optimizer", "hparams", "model", "opt", "sampler", "cpu_rng",
@@ -98,12 +146,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     how = ("nothing was written to it; delete it, or rerun with --fresh (fresh=True) to "
            "start this run afresh")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise CheckpointError(f"{path} is not a readable stream checkpoint "
-                              f"({type(exc).__name__}: {str(exc)[:120]}); {how}") from None
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise CheckpointError(f"{path} is not a readable stream checkpoint (it holds more "
+                              f"than plain data, or is damaged; nothing in it was run: "
+                              f"{type(exc).__name__}: {why}); {how}") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         found = state.get("version") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a readable stream checkpoint (format {found!r}, "
@@ -137,9 +187,9 @@ def restore_checkpoint(run: StreamRun, state: dict[str, Any], path: str | Path) 
     run._cpu_rng = state["cpu_rng"]
     if run._cuda_rng is not None and state.get("cuda_rng") is not None:
         run._cuda_rng = state["cuda_rng"]
-    run.monitor = pickle.loads(state["monitor"])
     run.records = list(state["records"])
+    restore_monitor(run.monitor, state["monitor"], run.records)
     run.hp_names = state.get("hp_names")
-    run._hp_host = list(state["hp_host"])
-    run._skips_host = list(state["skips_host"])
+    run._hp_host = [t.numpy() for t in state["hp_host"]]
+    run._skips_host = [t.numpy() for t in state["skips_host"]]
     run.timing = dict(state["timing"])

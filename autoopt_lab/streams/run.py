@@ -356,12 +356,13 @@ class StreamRun:
         """Rebuild a run from :meth:`save_checkpoint`; it continues to an identical trace.
 
         ``data`` and ``model`` must be what the run used (the data's bytes and the model's
-        architecture are checked). The file is unpickled (``weights_only=False``): load only
-        checkpoints you wrote.
+        architecture are checked). The file is read as plain data (``weights_only=True``):
+        a planted file runs no code.
         """
         state = ckpt.read_checkpoint(path)
-        run = cls(state["scenario"], state["optimizer"], hparams=state["hparams"],
+        scenario = ckpt.scenario_from_dict(state["scenario"])
+        run = cls(scenario, state["optimizer"], hparams=state["hparams"],
                   device=device, data=data, model=model, hparam_every=state["hparam_every"],
-                  max_steps=max(DEFAULT_MAX_STEPS, state["scenario"].total_steps))
+                  max_steps=max(DEFAULT_MAX_STEPS, scenario.total_steps))
         ckpt.restore_checkpoint(run, state, path)
         return run
