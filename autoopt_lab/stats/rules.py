@@ -5,6 +5,10 @@ gradient ``dz`` that reached its output — into per-sample gradients of the mod
 parameters. Each rule gives the general ``per_sample`` form (``name -> (N, *shape)``) and may
 give a cheaper ``sum_sq`` form (``name -> sum_i g_i * g_i``) that never materialises the
 per-sample tensors. Both work on the gradients as the hook sees them: the caller rescales.
+A ``sum_sq`` form may return a 0-dim ``Q = sum_i g_i^T W g_i`` instead, with ``W`` the
+weights published on the parameter (:func:`autoopt_lab.stats.record.published_weights`):
+the Linear (with a sequence dimension) and Conv rules do so where
+:func:`autoopt_lab.stats.ghost.choose` finds the ghost norm cheaper.
 
 Register a rule for a new layer type with :func:`register_rule`:
 
@@ -32,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import ghost, record
+
 PerSampleFn = Callable[[nn.Module, Tensor, Tensor], dict[str, Tensor]]
 CheckFn = Callable[[nn.Module], "str | None"]
 
@@ -50,7 +56,7 @@ class LayerRule:
     params: tuple[str, ...] = ("weight", "bias")
 
     def sum_of_squares(self, module: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
-        """``sum_i g_i * g_i`` for each of the module's parameters."""
+        """``sum_i g_i * g_i`` (or the 0-dim ``sum_i g_i^T W g_i``) for each parameter."""
         if self.sum_sq is not None:
             return self.sum_sq(module, a, dz)
         return {k: v.square().sum(0) for k, v in self.per_sample(module, a, dz).items()}
@@ -109,7 +115,22 @@ def _linear_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]
     return _present(m, {"weight": w, "bias": b})
 
 
+def linear_path(a: Tensor, dz: Tensor) -> str:
+    """The statistics path (:func:`autoopt_lab.stats.ghost.choose`) for one Linear call.
+
+    Without a sequence dimension ``S`` is one matmul and no per-sample tensor: elementwise
+    unless the ghost path is forced.
+    """
+    if a.dim() == 2 and ghost.STATISTICS != "ghost":
+        return "elementwise"
+    return ghost.choose(a.shape[0], dz.shape[-1], a.shape[-1], a[:1].numel() // a.shape[-1])
+
+
 def _linear_sum_sq(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    if m.weight.requires_grad and linear_path(a, dz) == "ghost":
+        q = ghost.linear_ghost_norm(a, dz, record.published_weights(m.weight))
+        bias = dz.reshape(a.shape[0], -1, dz.shape[-1]).sum(1).square().sum(0)
+        return _present(m, {"weight": q, "bias": bias})
     if a.dim() != 2:
         return {k: v.square().sum(0) for k, v in _linear_per_sample(m, a, dz).items()}
     dz2 = dz.square()
@@ -190,14 +211,36 @@ def conv_per_sample(
     return {"weight": w, "bias": dz.flatten(2).sum(2)}
 
 
-def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
-    padding = m.padding
-    if m.padding_mode != "zeros" or isinstance(padding, str):
+def _conv_input(m: nn.Module, a: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+    """The input with a non-zero (or string) padding applied, and the padding left to do."""
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
         mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
         a = F.pad(a, m._reversed_padding_repeated_twice, mode=mode)
-        padding = (0,) * len(m.kernel_size)
+        return a, (0,) * len(m.kernel_size)
+    return a, tuple(m.padding)
+
+
+def conv_path(m: nn.Module, n: int, dz: Tensor) -> str:
+    """The statistics path (:func:`autoopt_lab.stats.ghost.choose`) for one call of conv ``m``."""
+    w = m.weight
+    return ghost.choose(n, w.shape[0], w[0].numel(), dz[0, 0].numel(), m.groups)
+
+
+def _conv_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    a, padding = _conv_input(m, a)
     out = conv_per_sample(a, dz, m.weight.shape, m.stride, padding, m.dilation, m.groups)
     return _present(m, out)
+
+
+def _conv_sum_sq(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    if not m.weight.requires_grad or conv_path(m, a.shape[0], dz) != "ghost":
+        return {k: v.square().sum(0) for k, v in _conv_per_sample(m, a, dz).items()}
+    a, padding = _conv_input(m, a)
+    if any(padding):
+        a = F.pad(a, [q for p in reversed(padding) for q in (p, p)])
+    cols = conv_patches(a, tuple(m.kernel_size), m.stride, m.dilation)
+    q = ghost.conv_ghost_norm(cols, dz, m.groups, record.published_weights(m.weight))
+    return _present(m, {"weight": q, "bias": dz.flatten(2).sum(2).square().sum(0)})
 
 
 # ----------------------------------------------------------------------------- Embedding
@@ -280,7 +323,7 @@ def _batch_norm_check(m: nn.Module) -> str | None:
 
 # The built-in rules go through the same public registration as a user's own.
 register_rule(nn.Linear, sum_sq=_linear_sum_sq)(_linear_per_sample)
-register_rule(nn.Conv1d, nn.Conv2d)(_conv_per_sample)
+register_rule(nn.Conv1d, nn.Conv2d, sum_sq=_conv_sum_sq)(_conv_per_sample)
 register_rule(nn.Embedding, sum_sq=_embedding_sum_sq, check=_embedding_check, params=("weight",))(
     _embedding_per_sample
 )
