@@ -97,13 +97,18 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.data import load_arrays
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore
-    from autoopt_lab.experiments.outputs import check_output_dir, check_output_file
+    from autoopt_lab.experiments.outputs import (
+        check_output_dir,
+        check_output_file,
+        check_store_path,
+    )
 
     plan = _plan(args)
     resolve_device(plan.device)
     configs = plan.configs()  # validates every contender and option
     out = check_output_dir(args.out, "--out")
-    store_path = check_output_file(args.store or out / "arena.sqlite", "--store")
+    store_path = check_output_file(check_store_path(args.store or out / "arena.sqlite"),
+                                   "--store")
     store = ResultsStore(store_path)
     if args.dry_run:
         from autoopt_lab.experiments.sweep import pending_runs

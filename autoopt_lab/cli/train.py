@@ -76,12 +76,14 @@ def check_before_training(args: argparse.Namespace, config) -> object | None:
     from autoopt_lab.data import load_arrays
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore
-    from autoopt_lab.experiments.outputs import check_output_file
+    from autoopt_lab.experiments.outputs import check_distinct, check_output_file
 
     resolve_device(config.device)
-    for option, path in (("--json", args.json_out), ("--trace-csv", args.trace_csv)):
+    check_distinct({"--store": args.store, "--json": args.json_out, "--trace-csv": args.trace_csv})
+    for option, path, kind in (("--json", args.json_out, "json"),
+                               ("--trace-csv", args.trace_csv, "csv")):
         if path:
-            check_output_file(path, option)
+            check_output_file(path, option, kind)
     store = ResultsStore(args.store) if args.store else None
     load_arrays(config.dataset, train=True, root=args.data_root)
     return store
