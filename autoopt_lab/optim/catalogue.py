@@ -31,7 +31,7 @@ from .registry import (
     options_from_signature,
     register,
 )
-from .validation import CHOICES
+from .validation import CHOICES, validate
 
 #: Adam's betas in the paper's experiments (Section 5).
 PAPER_BETAS = (0.9, 0.99)
@@ -73,6 +73,7 @@ def _auto(name: str, display: str, cls: type, base: str, description: str, **pre
             per_sample_stats=True,
             probe=True,
             read_hparams=_auto_hparams,
+            check=validate,
         )
     )
 

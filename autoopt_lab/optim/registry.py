@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,16 +52,46 @@ class MissingPackageError(ImportError):
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword option of an optimizer: its name, default, type and allowed values."""
+    """One keyword option of an optimizer: its name, default, type, allowed values and least
+    value. Numbers must be finite (an infinite default, "no limit", may be given too).
+
+    >>> Option("d_coef", 1.0, float, minimum=0.0).coerce("-5", "prodigy")
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer 'prodigy': option d_coef=-5.0 must be >= 0
+    """
 
     name: str
     default: Any
     kind: type
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    minimum: float | None = None
 
     def coerce(self, value: Any, optimizer: str) -> Any:
         """``value`` converted to this option's type (strings are parsed), or a clear error."""
+        value = self._convert(value, optimizer)
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(
+                f"optimizer {optimizer!r}: option {self.name}={value!r}; allowed: "
+                f"{', '.join(map(repr, self.choices))}"
+            )
+        if self.kind in (int, float, tuple):
+            numbers = value if isinstance(value, tuple) else (value,)
+            if value != self.default and not all(math.isfinite(v) for v in numbers):
+                raise ValueError(
+                    f"optimizer {optimizer!r}: option {self.name}={value!r} is not finite"
+                )
+            if self.minimum is not None and any(v < self.minimum for v in numbers):
+                raise ValueError(
+                    f"optimizer {optimizer!r}: option {self.name}={value!r} must be >= "
+                    f"{self.minimum:g}"
+                )
+            if value == self.default:  # 0 and 0.0 are one value (and one run id)
+                return self.default
+        return value
+
+    def _convert(self, value: Any, optimizer: str) -> Any:
         try:
             if self.kind is bool:
                 if isinstance(value, str):
@@ -85,16 +117,11 @@ class Option:
                 value = int(value)
             elif self.kind is str:
                 value = str(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(
                 f"optimizer {optimizer!r}: option {self.name}={value!r} is not a valid "
                 f"{self.kind.__name__} ({exc})"
             ) from None
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(
-                f"optimizer {optimizer!r}: option {self.name}={value!r}; allowed: "
-                f"{', '.join(map(repr, self.choices))}"
-            )
         return value
 
 
@@ -110,6 +137,8 @@ class OptimizerSpec:
     (measured curvature); ``eval_switch`` optimizers (Schedule-Free) must be put in eval
     mode around evaluation. ``vectorized`` names the stacked optimizer the vectorised sweep
     uses for it (tuned grids only). ``package`` is the pip distribution that provides it.
+    ``check(options)`` raises ValueError for resolved option values the optimizer refuses
+    (checked by :meth:`resolve`, so a bad value fails when a run is configured).
     """
 
     name: str
@@ -128,6 +157,7 @@ class OptimizerSpec:
     package: str | None = None
     module: str | None = None
     read_hparams: HparamReader | None = None
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.name != self.name.lower() or not self.name or ":" in self.name:
@@ -185,6 +215,8 @@ class OptimizerSpec:
             if value is None and key not in self.required:
                 continue
             out[key] = by_name[key].coerce(value, self.name)
+        if self.check is not None:
+            self.check(out)
         return out
 
     def overrides(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -268,8 +300,47 @@ def display_names() -> dict[str, str]:
     return {get(n).display: n for n in names()}
 
 
+#: Words of an option's name that make a whole-number default a count (an int option).
+COUNT_WORDS = frozenset({"steps", "every", "slice", "iters", "epochs", "count", "num", "size"})
+
+
+def _annotated_kind(annotation: Any) -> type | None:
+    """The option type an annotation names (``"float"``, ``Union[float, Tensor]``...)."""
+    if annotation is inspect.Parameter.empty:
+        return None
+    text = annotation if isinstance(annotation, str) else getattr(
+        annotation, "__name__", str(annotation))
+    words = [w for w in re.findall(r"[A-Za-z_]+", text) if w != "typing"]
+    if words and words[0].lower() == "tuple":
+        return tuple
+    for kind in (float, bool, int, str):
+        if kind.__name__ in words:
+            return kind
+    return None
+
+
+def _default_kind(name: str, default: Any) -> type | None:
+    """The option type a default implies: a whole number is a count only by its name."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int if COUNT_WORDS & set(name.lower().split("_")) else float
+    if isinstance(default, float) or default is None:
+        return float
+    if isinstance(default, tuple | list):
+        return tuple
+    if isinstance(default, str):
+        return str
+    return None
+
+
 def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> tuple[Option, ...]:
-    """The keyword options of an optimizer class, from its ``__init__`` signature."""
+    """The keyword options of an optimizer class, from its ``__init__`` signature.
+
+    A parameter's type is its annotation's, else its default's (a whole-number default is
+    an int only for a count, ``warmup_steps``; ``weight_decay=0`` is a float). A numeric
+    option whose default is not negative must not be.
+    """
     out = []
     for p in inspect.signature(cls.__init__).parameters.values():
         if p.name in ("self", *skip) or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
@@ -277,19 +348,16 @@ def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> t
         default = p.default
         if default is inspect.Parameter.empty:
             continue
-        if isinstance(default, bool):
-            kind: type = bool
-        elif isinstance(default, int):
-            kind = int
-        elif isinstance(default, float) or default is None:
-            kind = float
-        elif isinstance(default, tuple | list):
-            kind = tuple
-        elif isinstance(default, str):
-            kind = str
-        else:
+        kind = _annotated_kind(p.annotation) or _default_kind(p.name, default)
+        if kind is None or (kind is tuple and not isinstance(default, tuple | list)):
             continue  # option types we cannot take from a command line
-        out.append(Option(p.name, default, kind))
+        numbers = default if isinstance(default, tuple | list) else (default,)
+        minimum = None
+        if kind in (int, float, tuple) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in numbers
+        ):
+            minimum = 0.0
+        out.append(Option(p.name, default, kind, minimum=minimum))
     return tuple(out)
 
 
