@@ -198,19 +198,39 @@ def test_bad_adam_options():
         AutoAdaGrad(nn.Linear(2, 2).parameters(), eps=0.0)
 
 
-def test_missing_statistics_and_gradient_accumulation_are_clear_errors():
+def test_missing_statistics_is_a_clear_error():
     model = _small_model()
     opt = AutoSGD(model.named_parameters())
     x, y = _batches(1)[0]
     F.nll_loss(model(x), y).backward()
     with pytest.raises(RuntimeError, match=r"'0.weight'.*autoopt_lab.track"):
         opt.step()
-    opt.zero_grad()
-    with autoopt_lab.track(model):
-        F.nll_loss(model(x), y).backward()
-        F.nll_loss(model(x), y).backward()
-        with pytest.raises(RuntimeError, match="two backward passes"):
-            opt.step()
+
+
+@pytest.mark.parametrize("cls", [AutoSGD, AutoAdam, AutoAdaGrad])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_accumulated_micro_batches_step_as_one_batch(cls, reduction):
+    """Two micro-batches (each loss divided by 2 for a mean, as users write it) give the
+    statistics, and so the step, of one batch of all their samples."""
+    x, y = _batches(1)[0]
+    results = []
+    for split in (False, True):
+        torch.manual_seed(0)
+        model = _small_model().double()
+        opt = cls(model.named_parameters(), trust_ratio=0.0, curvature="paper")
+        with autoopt_lab.track(model, loss_reduction=reduction):
+            for _ in range(3):
+                opt.zero_grad()
+                if split:
+                    for xs, ys in zip(x.double().chunk(2), y.chunk(2), strict=True):
+                        loss = F.nll_loss(model(xs), ys, reduction=reduction)
+                        (loss / 2 if reduction == "mean" else loss).backward()
+                else:
+                    F.nll_loss(model(x.double()), y, reduction=reduction).backward()
+                opt.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 def _snapshot(model, opt):

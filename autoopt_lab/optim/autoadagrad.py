@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from torch import nn
+
 from . import preconditioners as P
 from .base import AutoOptimizer
 
@@ -31,11 +33,13 @@ class AutoAdaGrad(AutoOptimizer):
 
     _init_state = staticmethod(P.adagrad_init)
     _inverse_hessian = staticmethod(P.adagrad_inverse_hessian)
+    _current_inverse_hessian = staticmethod(P.adagrad_current)
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | nn.Module,
         *,
+        lr: float = 1.0,
         eps: float = 1e-10,
         ewma: float = 0.9,
         gamma0: float = 0.999,
@@ -47,9 +51,11 @@ class AutoAdaGrad(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        curvature_source: str = "auto",
         trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
+            lr=lr,
             eps=eps,
             ewma=ewma,
             gamma0=gamma0,
@@ -61,6 +67,7 @@ class AutoAdaGrad(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            curvature_source=curvature_source,
             trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from torch import nn
+
 from . import preconditioners as P
 from .base import AutoOptimizer
 
@@ -48,12 +50,14 @@ class AutoAdam(AutoOptimizer):
 
     _init_state = staticmethod(P.adam_init)
     _inverse_hessian = staticmethod(P.adam_inverse_hessian)
+    _current_inverse_hessian = staticmethod(P.adam_current)
     _needs_step = True
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | nn.Module,
         *,
+        lr: float = 1.0,
         betas: tuple[float, float] = (0.9, 0.99),
         eps: float = 1e-8,
         bias_correction: str = "step",
@@ -67,9 +71,11 @@ class AutoAdam(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        curvature_source: str = "auto",
         trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
+            lr=lr,
             betas=tuple(betas),
             eps=eps,
             bias_correction=bias_correction,
@@ -83,6 +89,7 @@ class AutoAdam(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            curvature_source=curvature_source,
             trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from torch import nn
+
 from . import preconditioners as P
 from .base import AutoOptimizer
 
@@ -13,7 +15,11 @@ class AutoSGD(AutoOptimizer):
     """SGD whose learning rate and momentum are set every step from per-sample statistics.
 
     Args:
-        params: ``model.named_parameters()``, ``model.parameters()`` or param groups.
+        params: the model itself (tracked for you: the drop-in form ``AutoSGD(model)``),
+            ``model.named_parameters()``, ``model.parameters()`` or param groups.
+        lr: a multiplier on the adapted step (1 by default), so that a ``torch.optim``
+            scheduler (warm-up, cosine decay) composes with it; ``hparams()`` reports the lr
+            actually used.
         ewma: the EMA factor ``v`` of eq. (26) smoothing gamma across steps.
         gamma0: warm start of ``gamma1``; the first lr is ``1 - gamma0`` (0.001 by default,
             as in the authors' code) and the EMA pulls it to the estimated optimum.
@@ -28,8 +34,14 @@ class AutoSGD(AutoOptimizer):
             region. ``"measured"``: the Hessian is measured, not assumed, by a
             Hessian-vector product of the batch loss every ``curvature_every`` steps, and
             lr = (the paper's lr) / c with ``c`` the measured curvature relative to the
-            preconditioner (docs/curvature.md); ``step()`` then needs the loss closure.
-        curvature_every: steps between Hessian-vector products (``"measured"``).
+            preconditioner (docs/curvature.md).
+        curvature_source: where ``"measured"`` takes the curvature from: ``"hvp"``, a
+            Hessian-vector product of the closure given to ``step()`` (either kind) every
+            ``curvature_every`` steps; ``"secant"``, the gradient change along the last
+            step, corrected for the batch noise (no closure needed); ``"auto"`` (default),
+            ``"hvp"`` when a closure is given and ``"secant"`` otherwise.
+        curvature_every: steps between Hessian-vector products (``"measured"``); with the
+            secant, the EMA below is spread over this many steps.
         curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
         curvature_probe: the direction of the product: ``"momentum"`` (the previous step,
             default) or ``"gradient"`` (the previous step's preconditioned gradient).
@@ -53,11 +65,13 @@ class AutoSGD(AutoOptimizer):
 
     _init_state = staticmethod(P.sgd_init)
     _inverse_hessian = staticmethod(P.sgd_inverse_hessian)
+    _current_inverse_hessian = staticmethod(P.sgd_current)
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | nn.Module,
         *,
+        lr: float = 1.0,
         ewma: float = 0.9,
         gamma0: float = 0.999,
         adapt_momentum: bool = True,
@@ -68,9 +82,11 @@ class AutoSGD(AutoOptimizer):
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
+        curvature_source: str = "auto",
         trust_ratio: float = 0.03,
     ) -> None:
         defaults = dict(
+            lr=lr,
             ewma=ewma,
             gamma0=gamma0,
             adapt_momentum=adapt_momentum,
@@ -81,6 +97,7 @@ class AutoSGD(AutoOptimizer):
             curvature_every=curvature_every,
             curvature_ewma=curvature_ewma,
             curvature_probe=curvature_probe,
+            curvature_source=curvature_source,
             trust_ratio=trust_ratio,
         )
         super().__init__(params, defaults)

@@ -1,8 +1,9 @@
 """Bookkeeping shared by the Auto optimizers: groups, state, validation, ``step()``.
 
-The maths lives in :mod:`autoopt_lab.optim.gamma` and
-:mod:`autoopt_lab.optim.preconditioners`; this class gathers each tensor's gradient and
-per-sample statistics, calls them, and commits the results.
+The maths lives in :mod:`autoopt_lab.optim.gamma`, :mod:`autoopt_lab.optim.curvature` and
+:mod:`autoopt_lab.optim.preconditioners`; the order of one step is
+:func:`autoopt_lab.optim.step_rule.step_direction`. This class gathers each tensor's
+gradient and per-sample statistics, calls them, and commits the results.
 """
 
 from __future__ import annotations
@@ -13,54 +14,50 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..stats import record
-from . import curvature as C
-from . import gamma as G
-from .flat import flatten as _flatten
-from .flat import unflatten as _unflatten
+from ..stats import record, track
+from .batch import Batch, prepare_batch
 from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
+from .reporting import HparamReport
+from .step_rule import apply_batch
 from .validation import ADDED_OPTIONS
 from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
-_EXACT_KEYS = ("gamma", "curvature", "probe_quad", "trust_scale")
+_EXACT_KEYS = ("gamma", "curvature", "probe_quad", "trust_scale", "secant")
 #: Integer counters (torch would cast them to the parameter dtype on load).
 _INT_KEYS = ("nonfinite_skips", "curvature_count")
-#: State every Auto optimizer keeps; anything else belongs to the preconditioner.
-_BASE_KEYS = (
-    "step",
-    "gamma",
-    "momentum_buffer",
-    "nonfinite_skips",
-    "curvature",
-    "curvature_count",
-    "probe_direction",
-    "probe_quad",
-    "trust_scale",
-)
 
 
-class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
+class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
     """Base class: AutoOpt learning rate and momentum per tensor on top of a preconditioner.
 
-    Subclasses set ``_init_state`` and ``_inverse_hessian`` and add their own options.
-    Needs per-sample statistics: call :func:`autoopt_lab.track` on the model (or use
-    :func:`autoopt_lab.stats.functional_backward`) before training.
+    Subclasses set ``_init_state``, ``_inverse_hessian`` and ``_current_inverse_hessian`` and
+    add their own options. Needs per-sample statistics: pass the model itself as ``params``
+    (it is tracked for you), or call :func:`autoopt_lab.track` on it, or compute gradients
+    with :func:`autoopt_lab.stats.functional_backward`.
     """
 
     _init_state: Callable[[Tensor], dict[str, Tensor]]
     _inverse_hessian: InverseHessian
+    _current_inverse_hessian: Callable[..., Tensor | None]
     _needs_step: bool = False  # does the preconditioner read the step count?
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | nn.Module,
         defaults: dict[str, Any],
     ) -> None:
+        self.tracker = None
+        self._grad_hooks: dict[int, Any] = {}
+        if isinstance(params, nn.Module):  # the drop-in form: AutoAdam(model)
+            model = params
+            if getattr(model, "_autoopt_tracker", None) is None:
+                self.tracker = track(model)
+            params = list(model.named_parameters())
         _validate(defaults)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -69,6 +66,19 @@ class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         _validate(self.param_groups[-1])
+        for p in self.param_groups[-1]["params"]:
+            if p.requires_grad and id(p) not in self._grad_hooks:
+                # ||grad||^2 as the backward left it: clipping after it is seen in step()
+                self._grad_hooks[id(p)] = p.register_post_accumulate_grad_hook(record.note_grad)
+
+    def close(self) -> None:
+        """Remove the hooks this optimizer added (and the tracker it made, if any)."""
+        for handle in self._grad_hooks.values():
+            handle.remove()
+        self._grad_hooks.clear()
+        if self.tracker is not None:
+            self.tracker.remove()
+            self.tracker = None
 
     # -- naming ---------------------------------------------------------------------------
     def _names(self) -> list[tuple[Any, Tensor]]:
@@ -114,19 +124,18 @@ class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One AutoOpt step (Algorithm 1) for every tensor that has a gradient.
 
-        ``closure`` returns the batch loss *without* calling ``backward()``; with
-        ``curvature="measured"`` it is called every ``curvature_every`` steps for one
-        Hessian-vector product (and it is required then). If no gradients were computed
-        before ``step()``, a torch-style closure (zero_grad, forward, backward, return the
-        loss) is called first to compute them, as ``torch.optim`` does.
+        Works in the three loops people write (docs/training-loops.md): ``backward();
+        step()``; ``step(closure)`` with a torch-style closure that zeroes, runs backward and
+        returns the loss (called first when no gradients exist, as ``torch.optim`` does); and
+        ``step(lambda: loss_fn(model(x), y))`` after ``backward()``. With
+        ``curvature="measured"`` a closure of either kind serves a Hessian-vector product
+        every ``curvature_every`` steps; without one the curvature comes from consecutive
+        gradients (``curvature_source``).
         """
         loss = None
         if closure is not None and not self._has_statistics():
             with torch.enable_grad():
                 loss = closure()
-            self._closure_computed_grads = True
-        else:
-            self._closure_computed_grads = False
         self._closure = closure
         entries = self._collect()
         if not entries:
@@ -169,17 +178,17 @@ class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
                     raise RuntimeError(f"{name}: AutoOpt does not support sparse gradients")
                 if st is None:
                     raise RuntimeError(
-                        f"parameter {name!r} has a gradient but no per-sample statistics: call "
+                        f"parameter {name!r} has a gradient but no per-sample statistics: "
+                        "pass the model itself to the optimizer (AutoAdam(model)), or call "
                         "autoopt_lab.track(model) before the forward pass (or compute the "
                         "gradients with autoopt_lab.stats.functional_backward)"
                     )
-                if st.stale:
-                    raise RuntimeError(
-                        f"parameter {name!r} received two backward passes since the last "
-                        "step(): AutoOpt needs exactly one backward per step (gradient "
-                        "accumulation is not supported); call opt.zero_grad() before each "
-                        "forward pass"
-                    )
+                raise RuntimeError(
+                    f"parameter {name!r}: its per-sample statistics cannot be used: one "
+                    "forward pass reached it twice by a route the engine does not combine, "
+                    "or micro-batches of one step used different loss reductions; call "
+                    "opt.zero_grad() before each step"
+                )
         return entries
 
     def _segments(self, params: list[Tensor]) -> tuple[Tensor, list[int]]:
@@ -192,178 +201,51 @@ class AutoOptimizer(CurvatureProbe, torch.optim.Optimizer):
             cache[key] = idx.repeat_interleave(torch.tensor(sizes, device=params[0].device))
         return cache[key], sizes
 
+    def _new_state(self, p: Tensor, group: dict) -> dict[str, Tensor]:
+        state = self.state[p]
+        if not state:
+            dev = p.device
+            state["step"] = torch.zeros((), dtype=torch.float32, device=dev)
+            state["gamma"] = torch.tensor(
+                [group["gamma0"], 0.0], dtype=torch.float64, device=dev
+            )
+            state["momentum_buffer"] = torch.zeros_like(p)
+            state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=dev)
+            if group["trust_ratio"] > 0:
+                state["trust_scale"] = torch.ones((), dtype=torch.float64, device=dev)
+            if group.get("curvature", "paper") == "measured":
+                state["curvature"] = torch.ones((), dtype=torch.float64, device=dev)
+                state["curvature_count"] = torch.zeros((), dtype=torch.int64, device=dev)
+            state.update(type(self)._init_state(p))
+        return state
+
     def _step_batches(self, batches: list[list]) -> None:
         """Every batch shares device, dtype and param group: it is handled as flat tensors."""
-        prepared = []
+        prepared: list[Batch] = []
         for entries in batches:
             group = entries[0][0]
             params = [p for _, p, _, _ in entries]
-            states = []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    state["gamma"] = torch.tensor(
-                        [group["gamma0"], 0.0], dtype=torch.float64, device=p.device
-                    )
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                    state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=p.device)
-                    if group["trust_ratio"] > 0:
-                        state["trust_scale"] = torch.ones((), dtype=torch.float64, device=p.device)
-                    if group.get("curvature", "paper") == "measured":
-                        state["curvature"] = torch.ones((), dtype=torch.float64, device=p.device)
-                        state["curvature_count"] = torch.zeros(
-                            (), dtype=torch.int64, device=p.device
-                        )
-                    state.update(type(self)._init_state(p))
-                states.append(state)
+            states = [self._new_state(p, group) for p in params]
             seg, sizes = self._segments(params)
-            scales = [st.grad_scale for *_, st in entries]
-            flat = _flatten([p.grad for p in params])
-            if any(sc != 1.0 for sc in scales):
-                flat = flat * torch.tensor(scales, dtype=flat.dtype, device=flat.device)[seg]
-            data_grad = flat
-            if group["weight_decay"]:
-                flat = flat + group["weight_decay"] * _flatten(params)
-            steps = torch.stack([s["step"] for s in states])
-            pre_keys = [k for k in states[0] if k not in _BASE_KEYS]
-            pre_state = {k: _flatten([s[k] for s in states]) for k in pre_keys}
-            step_e = steps[seg] if self._needs_step else steps
-            inv_h, new_pre = type(self)._inverse_hessian(pre_state, flat, step_e, group)
-            prev = _flatten([s["momentum_buffer"] for s in states])
-            sizes_n = {st.batch_size for *_, st in entries}
-            n = (
-                float(sizes_n.pop())
-                if len(sizes_n) == 1
-                else torch.tensor(
-                    [float(st.batch_size) for *_, st in entries],
-                    dtype=torch.float64,
-                    device=flat.device,
+            prepared.append(
+                prepare_batch(
+                    group, params, states, [st for *_, st in entries], seg, sizes,
+                    type(self)._inverse_hessian, self._needs_step,
                 )
             )
-            m = G.segment_moments(
-                flat,
-                prev,
-                _flatten([st.sum_sq for *_, st in entries]),
-                n,
-                seg,
-                len(params),
-                inv_h,
-                data_grad=data_grad,
-            )
-            work = (group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps)
-            prepared.append((m, work, torch.isfinite(m).all()))
         due = self._probe_due()
         if due:
             self._measure_curvature(prepared, due)
+        self._measure_secant(prepared, type(self)._current_inverse_hessian)
         self._keep_directions(prepared)
         for group in self.param_groups:
             if group.get("curvature", "paper") == "measured":
                 group["curvature_clock"] = group.get("curvature_clock", 0) + 1
-        ok = prepared[0][2]
-        for _, _, flag in prepared[1:]:
-            ok = ok & flag.to(ok.device)
-        for m, work, _ in prepared:
-            self._apply(m, work, ok.to(m.device))
-
-    def _apply(self, m: Tensor, work: tuple, ok: Tensor) -> None:
-        group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre, steps = work
-        momentum = (steps > 0) & bool(group["adapt_momentum"])
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-        solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
-        measured = group.get("curvature", "paper") == "measured"
-        if measured:
-            # H-bar = c H-hat: the paper's problem in units of the measured Newton step
-            curv = torch.stack([s["curvature"] for s in states])
-            # lr = (Newton fraction) / c <= max_lr, and the fraction stays in [0, 1]
-            gamma_o = solve(m, momentum, max_lr=(curv * group["max_lr"]).clamp(max=1.0))
-        else:
-            gamma_o = solve(m, momentum, max_lr=group["max_lr"])
-        gamma_prev = torch.stack([s["gamma"] for s in states])
-        active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
-        gamma_state = torch.where(
-            active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, group["ewma"]), gamma_prev
-        )
-        gamma_e = C.scale_gamma(gamma_state, curv, group["max_lr"]) if measured else gamma_state
-        # eq. (14) per tensor; an inactive tensor keeps prev (gamma = (0, 1)) and does not move
-        keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
-        ghat = G.estimator(flat, prev, torch.where(active.unsqueeze(-1), gamma_e, keep), seg)
-        act = active.to(flat.dtype)[seg]
-        update = (ghat if inv_h is None else inv_h * ghat) * act
-        if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
-            scale = C.trust_scale(update, _flatten(params), seg, len(params), group["trust_ratio"])
-            scale_e = scale.to(flat.dtype)[seg]
-            update, ghat = update * scale_e, ghat * scale_e
-            old = torch.stack([s["trust_scale"] for s in states])
-            kept = torch.where(active & ok, scale, old)
-            torch._foreach_copy_([s["trust_scale"] for s in states], list(kept.unbind()))
-        # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
-        update = torch.where(ok, update, torch.zeros((), dtype=flat.dtype, device=flat.device))
-        ghat = torch.where(ok, ghat, prev)
-        torch._foreach_sub_(params, _unflatten(update, params, sizes))
-        buffers = [s["momentum_buffer"] for s in states]
-        torch._foreach_copy_(buffers, _unflatten(ghat, params, sizes))
-        if new_pre:
-            act_e = active[seg]
-            for key, value in new_pre.items():
-                kept = torch.where(act_e, value, pre_state[key])  # flattened once, above
-                torch._foreach_copy_([s[key] for s in states], _unflatten(kept, params, sizes))
-        new_steps = steps + active.to(steps.dtype)
-        skipped = (~ok).to(torch.int64)
-        for k, s in enumerate(states):
-            s["gamma"].copy_(gamma_state[k])
-            s["step"].copy_(new_steps[k])
-            s["nonfinite_skips"].add_(skipped)
-
-    # -- reporting --------------------------------------------------------------------------
-    def hparam_tensors(self) -> dict[Any, Tensor]:
-        """``name -> tensor([lr, momentum])`` on the parameter's device; no host sync.
-
-        Tensors that have not taken a step yet report the warm start ``gamma0``.
-        """
-        out = {}
-        for group in self.param_groups:
-            names = group.get("param_names")
-            for i, p in enumerate(group["params"]):
-                key = names[i] if names else self._index(p)
-                state = self.state.get(p)
-                if state and "gamma" in state:
-                    gam = state["gamma"]
-                else:
-                    gam = torch.tensor([group["gamma0"], 0.0], dtype=torch.float64, device=p.device)
-                if state and "curvature" in state:
-                    curv = state["curvature"].reshape(1)
-                    gam = C.scale_gamma(gam.unsqueeze(0), curv, group["max_lr"])[0]
-                if state and "trust_scale" in state:  # the step the trust region let through
-                    gam = C.scale_gamma(gam.unsqueeze(0), 1 / state["trust_scale"].reshape(1))[0]
-                out[key] = G.to_hparams(gam)
-        return out
-
-    def hparams(self) -> dict[Any, dict[str, float]]:
-        """The lr and momentum each tensor used in the last step, as Python floats.
-
-        One host sync. Warns if steps were skipped because of non-finite gradients.
-
-        >>> import torch, autoopt_lab
-        >>> opt = autoopt_lab.AutoSGD(torch.nn.Linear(2, 1).named_parameters())
-        >>> opt.hparams()["weight"]
-        {'lr': 0.0010000000000000009, 'momentum': 0.0}
-        """
-        tensors = self.hparam_tensors()
-        if not tensors:
-            return {}
-        values = torch.stack([t.cpu() for t in tensors.values()]).tolist()
-        skips = [s["nonfinite_skips"].cpu() for s in self.state.values() if "nonfinite_skips" in s]
-        if skips:
-            n = int(torch.stack(skips).max())
-            if n > getattr(self, "_warned_skips", 0):
-                warnings.warn(
-                    f"AutoOpt skipped {n} step(s) because of non-finite gradients or statistics",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self._warned_skips = n
-        return {k: {"lr": v[0], "momentum": v[1]} for k, v in zip(tensors, values, strict=True)}
+        ok = prepared[0].finite
+        for b in prepared[1:]:
+            ok = ok & b.finite.to(ok.device)
+        for b in prepared:
+            apply_batch(b, ok.to(b.m.device), secant=self._source(b.group) == "secant")
 
     def _index(self, param: Tensor) -> int:
         for i, (_, p) in enumerate(self._names()):

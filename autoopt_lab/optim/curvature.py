@@ -81,22 +81,94 @@ def hessian_vector_products(
                 "loss: compute gradients yourself with loss.backward(), then call "
                 "opt.step(lambda: loss_fn(model(x), y))"
             )
-        grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True)
-        used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-        results = []
-        for j, vectors in enumerate(vector_sets):
-            out = [torch.zeros_like(p) for p in params]
-            if used:
-                dot = sum((grads[i] * vectors[i]).sum() for i in used)
-                hv_used = torch.autograd.grad(
-                    dot, [params[i] for i in used], allow_unused=True,
-                    retain_graph=j < len(vector_sets) - 1,
-                )
-                for i, hv in zip(used, hv_used, strict=True):
-                    if hv is not None:
-                        out[i] = hv.detach()
-            results.append(out)
+        return double_backward_products(loss, params, vector_sets)
+
+
+def double_backward_products(
+    loss: Tensor, params: Sequence[Tensor], vector_sets: Sequence[Sequence[Tensor]]
+) -> list[list[Tensor]]:
+    """``[H v for v in vector_sets]`` of a scalar ``loss`` that still has its graph
+    (Pearlmutter: one backward with graph, then one backward of ``grad . v`` per set)."""
+    grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True)
+    used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    results = []
+    for j, vectors in enumerate(vector_sets):
+        out = [torch.zeros_like(p) for p in params]
+        if used:
+            dot = sum((grads[i] * vectors[i]).sum() for i in used)
+            hv_used = torch.autograd.grad(
+                dot, [params[i] for i in used], allow_unused=True,
+                retain_graph=j < len(vector_sets) - 1,
+            )
+            for i, hv in zip(used, hv_used, strict=True):
+                if hv is not None:
+                    out[i] = hv.detach()
+        results.append(out)
     return results
+
+
+def finite_difference_products(
+    gradient_at: Callable[[], list[Tensor]],
+    params: Sequence[Tensor],
+    vector_sets: Sequence[Sequence[Tensor]],
+    base: list[Tensor],
+    *,
+    relative_step: float = 1e-3,
+) -> list[list[Tensor]]:
+    """``[H v]`` by a forward difference of gradients: ``(g(w + e v) - g(w)) / e``.
+
+    ``gradient_at()`` returns the gradient at the parameters' current values (one forward and
+    one backward: no double backward, so it serves layers without double-backward support);
+    ``base`` is ``g(w)`` from the same randomness. ``e`` makes ``||e v||`` equal
+    ``relative_step * ||w||`` over all ``params``. The parameters are restored exactly.
+
+    >>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    >>> h = torch.tensor([2.0, 8.0])
+    >>> grad = lambda: list(torch.autograd.grad(0.5 * (h * w * w).sum(), [w]))
+    >>> hv = finite_difference_products(grad, [w], [[torch.ones(2)]], grad())[0][0]
+    >>> [round(v, 2) for v in hv.tolist()]
+    [2.0, 8.0]
+    """
+    kept = [p.detach().clone() for p in params]
+    w_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in kept]))
+    results = []
+    try:
+        for vectors in vector_sets:
+            v_norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(v.float()) for v in vectors])
+            )
+            e = relative_step * (w_norm + relative_step) / v_norm.clamp_min(1e-30)
+            with torch.no_grad():
+                for p, v in zip(params, vectors, strict=True):
+                    p.add_(v.to(p.dtype) * e.to(p.dtype))
+            moved = gradient_at()
+            results.append([(m - b) / e.to(m.dtype) for m, b in zip(moved, base, strict=True)])
+            with torch.no_grad():
+                for p, k in zip(params, kept, strict=True):
+                    p.copy_(k)
+    finally:
+        with torch.no_grad():
+            for p, k in zip(params, kept, strict=True):
+                p.copy_(k)
+    return results
+
+
+def secant_curvature(
+    moved: Tensor, before: Tensor, noise: Tensor, quad: Tensor
+) -> Tensor:
+    """The curvature ratio along the last step from two consecutive gradients, per tensor.
+
+    With the step ``s = w_t - w_{t-1} = -D p`` the secant ``s^T (g_t - g_{t-1})`` has
+    expectation ``s^T H s + a V_{t-1}``: the step holds ``a`` times the previous batch's
+    gradient, whose noise ``n`` enters as ``a n^T D n`` (docs/curvature.md, section 9).
+    ``moved = s^T g_t``, ``before = s^T g_{t-1}``, ``noise = a V_{t-1}`` and
+    ``quad = s^T D^-1 s``; returns ``c`` (NaN where not positive, as :func:`curvature_ratio`).
+
+    >>> secant_curvature(torch.tensor([1.0]), torch.tensor([-2.0]), torch.tensor([1.0]),
+    ...                  torch.tensor([4.0]))
+    tensor([0.5000])
+    """
+    return curvature_ratio(moved - before - noise, quad)
 
 
 def curvature_ratio(share: Tensor, quad: Tensor) -> Tensor:

@@ -26,6 +26,20 @@ from torch import Tensor
 AGG, AGP, APP, VAR = 0, 1, 2, 3
 
 
+def segment_sums(cols: Tensor, sizes: list[int]) -> Tensor:
+    """Per-tensor sums of ``(k, numel)`` columns over consecutive segments, ``(P, k)`` float64.
+
+    Each segment is reduced by torch's own (cascaded) summation in the columns' dtype and
+    only the ``(P, k)`` result is float64: no float64 copy of the parameters is made.
+
+    >>> segment_sums(torch.tensor([[1.0, 2.0, 3.0]]), [2, 1])
+    tensor([[3.],
+            [3.]], dtype=torch.float64)
+    """
+    parts = cols.split(sizes, dim=-1)
+    return torch.stack([part.sum(-1) for part in parts]).to(torch.float64)
+
+
 def segment_moments(
     g: Tensor,
     prev: Tensor,
@@ -35,6 +49,8 @@ def segment_moments(
     count: int,
     inv_hessian: Tensor | None = None,
     data_grad: Tensor | None = None,
+    *,
+    sizes: list[int] | None = None,
 ) -> Tensor:
     """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for many tensors at once, ``(count, 4)``.
 
@@ -42,9 +58,11 @@ def segment_moments(
     eq. (22) written with ``S``, where ``g0 = mean_i g_i`` is ``data_grad`` (``g`` without an
     L2 term; defaults to ``g``); float rounding below zero is clamped to zero.
     The inputs are the tensors flattened and concatenated; ``segments`` maps each element to
-    its tensor and ``batch_size`` is a float (all tensors) or ``(count,)``. The elementwise products are formed in the
-    parameter dtype and accumulated per tensor in float64; the variance term is accumulated
-    as ``sum_j D_j (S_j - N g0_j^2)``, a sum of (up to rounding) non-negative terms.
+    its tensor, ``sizes`` gives each tensor's element count (when omitted, the sums go
+    through ``segments``) and ``batch_size`` is a float (all tensors) or ``(count,)``. The
+    elementwise products are formed in the parameter dtype and summed per tensor
+    (:func:`segment_sums`); the variance term is summed as ``sum_j D_j (S_j - N g0_j^2)``,
+    a sum of (up to rounding) non-negative terms.
     """
     g0 = g if data_grad is None else data_grad
     dg = g if inv_hessian is None else inv_hessian * g
@@ -52,9 +70,12 @@ def segment_moments(
     d0 = g0 if inv_hessian is None else inv_hessian * g0
     ds = sum_sq if inv_hessian is None else inv_hessian * sum_sq
     n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
-    cols = torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0], 1)
-    out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
-    out.index_add_(0, segments, cols.to(torch.float64))
+    if sizes is None:
+        cols = torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0], 1)
+        out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
+        out.index_add_(0, segments, cols.to(torch.float64))
+    else:
+        out = segment_sums(torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0]), sizes)
     var = out[:, VAR] / (batch_size * (batch_size - 1))
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
 

@@ -62,3 +62,24 @@ def adam_inverse_hessian(state: State, g: Tensor, step: Tensor, opt: dict) -> tu
     v_hat = v / (1 - beta2**t).to(g.dtype)
     scale = (1 - beta1**t).to(g.dtype) if opt["bias_correction"] == "step" else (1 - beta1)
     return 1.0 / (scale * (v_hat.sqrt() + opt["eps"])), {"exp_avg_sq": v}
+
+
+def sgd_current(state: State, step: Tensor, opt: dict) -> None:
+    """SGD's ``D`` as the last step used it: the identity."""
+    return None
+
+
+def adagrad_current(state: State, step: Tensor, opt: dict) -> Tensor:
+    """AdaGrad's ``D`` as the last step used it (the stored sum includes that step)."""
+    return 1.0 / (state["sum_sq_grad"].sqrt() + opt["eps"])
+
+
+def adam_current(state: State, step: Tensor, opt: dict) -> Tensor:
+    """Adam's ``D`` as the last step used it: eq. (11) with the stored second moment and
+    ``step`` (the count of steps taken, per element)."""
+    beta1, beta2 = opt["betas"]
+    t = step.to(torch.float64).clamp_min(1)
+    v_hat = state["exp_avg_sq"] / (1 - beta2**t).to(state["exp_avg_sq"].dtype)
+    g = state["exp_avg_sq"]
+    scale = (1 - beta1**t).to(g.dtype) if opt["bias_correction"] == "step" else (1 - beta1)
+    return 1.0 / (scale * (v_hat.sqrt() + opt["eps"]))

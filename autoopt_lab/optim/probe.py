@@ -1,18 +1,28 @@
-"""When and along what the Auto optimizers measure curvature: the bookkeeping around
+"""When and how the Auto optimizers measure curvature: the bookkeeping around
 :mod:`autoopt_lab.optim.curvature` (which holds the maths).
 
-:class:`CurvatureProbe` is a mixin of :class:`~autoopt_lab.optim.base.AutoOptimizer`: every
-``curvature_every`` steps (a host-side clock in the param group, no sync) it runs one
-Hessian-vector product of the user's loss closure along an independent direction and
-updates each tensor's smoothed ratio ``c`` (docs/curvature.md).
+:class:`CurvatureProbe` is a mixin of :class:`~autoopt_lab.optim.base.AutoOptimizer`. A group
+with ``curvature="measured"`` takes its curvature from one of two sources
+(``curvature_source``; docs/curvature.md):
+
+* ``"hvp"``: every ``curvature_every`` steps (a host-side clock in the param group, no sync)
+  one Hessian-vector product of the closure given to ``step()``, of either kind
+  (:mod:`.closures`), along an independent direction;
+* ``"secant"``: every step, from the gradient change along the last step, corrected for the
+  previous batch's noise (needs no closure: the plain ``backward(); step()`` loop);
+* ``"auto"`` (the default): ``"hvp"`` when a closure is given, ``"secant"`` otherwise.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
 from . import curvature as C
 from . import gamma as G
+from .batch import Batch
+from .closures import closure_products
 from .flat import flatten
 
 
@@ -21,89 +31,132 @@ class CurvatureProbe:
 
     param_groups: list[dict]
     _closure: object
-    _closure_computed_grads: bool
+
+    def _source(self, group: dict) -> str:
+        """The curvature source of a group at this step: "hvp", "secant" or "" (paper)."""
+        if group.get("curvature", "paper") != "measured":
+            return ""
+        source = group.get("curvature_source", "hvp")
+        if source == "auto":
+            return "hvp" if self._closure is not None else "secant"
+        return source
 
     def _probe_due(self) -> list[dict]:
-        """Param groups that measure curvature at this step (host-side clock, no sync)."""
+        """Groups that take a Hessian-vector product at this step (host-side clock)."""
         return [
             g
             for g in self.param_groups
-            if g.get("curvature", "paper") == "measured"
+            if self._source(g) == "hvp"
             and g.setdefault("curvature_clock", 0) % g["curvature_every"] == 0
         ]
 
-    def _measure_curvature(self, prepared: list, due: list[dict]) -> None:
+    def _measure_curvature(self, prepared: list[Batch], due: list[dict]) -> None:
         """One Hessian-vector product for every due tensor; update each tensor's ``c``.
 
         The direction is the previous step's ``D p`` (``p`` the momentum buffer), which does
         not depend on this batch, so this batch's Hessian is independent of it; the first
         measurement, with no earlier step, uses this step's ``u1 = D g``.
         """
-        closure = self._closure
-        if closure is None or self._closure_computed_grads:
-            why = (
-                "no closure was given"
-                if closure is None
-                else "the closure computed the gradients itself (it called backward())"
-            )
+        if self._closure is None:
             raise C.ClosureError(
-                f"curvature='measured' needs the batch loss for a Hessian-vector product every "
-                f"curvature_every steps, but {why}. After loss.backward(), call "
-                "opt.step(lambda: loss_fn(model(x), y)) (the closure must not call backward), "
-                "or construct the optimizer with curvature='paper'"
+                "curvature_source='hvp' needs the batch loss for a Hessian-vector product "
+                "every curvature_every steps, but no closure was given: call "
+                "opt.step(closure) with a torch-style closure (zero_grad, forward, backward, "
+                "return the loss) or opt.step(lambda: loss_fn(model(x), y)) after "
+                "loss.backward(); or use curvature_source='secant' (or 'auto'), which needs "
+                "no closure"
             )
         due_ids = {id(g) for g in due}
-        chosen = [(m, work) for m, work, _ in prepared if id(work[0]) in due_ids]
+        chosen = [b for b in prepared if id(b.group) in due_ids]
         params, vectors, directions, quads = [], [], [], []
-        for m, (group, ps, states, _, sizes, flat, prev, inv_h, *_) in chosen:
-            kept = [s.get("probe_direction") for s in states]
-            if group["curvature_clock"] > 0 and group["curvature_probe"] == "gradient" and all(
+        for b in chosen:
+            kept = [s.get("probe_direction") for s in b.states]
+            if b.group["curvature_clock"] > 0 and b.group["curvature_probe"] == "gradient" and all(
                 k is not None for k in kept
             ):  # the previous step's u1 = D g, kept by _keep_directions
                 vectors.extend(kept)
                 directions.append(flatten(kept))
-                quads.append(torch.stack([s["probe_quad"] for s in states]))
+                quads.append(torch.stack([s["probe_quad"] for s in b.states]))
             else:
-                first = group["curvature_clock"] == 0
-                v = flat if first else prev  # g now, else the previous estimator p
-                u = v if inv_h is None else inv_h * v
-                vectors.extend(x.view_as(p) for x, p in zip(u.split(sizes), ps, strict=True))
+                first = b.group["curvature_clock"] == 0
+                v = b.flat if first else b.prev  # g now, else the previous estimator p
+                u = v if b.inv_h is None else b.inv_h * v
+                vectors.extend(
+                    x.view_as(p) for x, p in zip(u.split(b.sizes), b.params, strict=True)
+                )
                 directions.append(u)
-                quads.append(m[:, G.AGG] if first else m[:, G.APP])  # v^T D v
-            params.extend(ps)
-        hv = C.hessian_vector_product(closure, params, vectors)
+                quads.append(b.m[:, G.AGG] if first else b.m[:, G.APP])  # v^T D v
+            params.extend(b.params)
+        others = [p for g in self.param_groups for p in g["params"]]
+        hv = closure_products(self._closure, params, [vectors], others=others)[0]
         start = 0
-        for (_, (group, ps, states, seg, *_)), u, quad in zip(chosen, directions, quads,
-                                                              strict=True):
-            hflat = flatten(hv[start : start + len(ps)]).to(u.dtype)
-            start += len(ps)
-            if group["weight_decay"]:
-                hflat = hflat + group["weight_decay"] * u
-            share = torch.zeros(len(ps), dtype=torch.float64, device=u.device)
-            share.index_add_(0, seg, (u * hflat).to(torch.float64))
-            ratio = C.curvature_ratio(share, quad)
-            old = torch.stack([s["curvature"] for s in states])
-            count = torch.stack([s["curvature_count"] for s in states])
-            new, count = C.smooth_curvature(old, count, ratio, group["curvature_ewma"])
-            for k, s in enumerate(states):
-                s["curvature"].copy_(new[k])
-                s["curvature_count"].copy_(count[k])
+        for b, u, quad in zip(chosen, directions, quads, strict=True):
+            hflat = flatten(hv[start : start + len(b.params)]).to(u.dtype)
+            start += len(b.params)
+            if b.group["weight_decay"]:
+                hflat = hflat + b.group["weight_decay"] * u
+            share = G.segment_sums((u * hflat).unsqueeze(0), b.sizes)[:, 0]
+            self._count_unusable(b, share)
+            self._update_curvature(b, C.curvature_ratio(share, quad), b.group["curvature_ewma"])
 
-    def _keep_directions(self, prepared: list) -> None:
+    def _count_unusable(self, b: Batch, share: torch.Tensor) -> None:
+        """A non-finite probe (a NaN loss from the closure) is counted as a skipped step and
+        warned about once; the tensor keeps its previous ``c``."""
+        bad = ~torch.isfinite(share)
+        torch._foreach_add_([s["nonfinite_skips"] for s in b.states],
+                            list(bad.to(torch.int64).unbind()))
+        if not getattr(self, "_warned_probe", False) and bool(bad.any()):  # one sync per probe
+            self._warned_probe = True
+            warnings.warn(
+                "AutoOpt: the closure's loss gave a non-finite Hessian-vector product; that "
+                "curvature measurement was skipped (counted in the skipped steps) and each "
+                "tensor keeps its previous curvature",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def _measure_secant(self, prepared: list[Batch], current_inverse_hessian) -> None:
+        """Groups with the secant source: ``c`` from the gradient change along the last step."""
+        for b in prepared:
+            if self._source(b.group) != "secant":
+                continue
+            if not all("secant" in s for s in b.states):
+                continue  # no step remembered yet (the first step, or a new tensor)
+            step_e = b.steps[b.seg] if self._needs_step else b.steps
+            d_prev = current_inverse_hessian(b.pre_state, step_e, b.group)
+            u = b.prev if d_prev is None else d_prev * b.prev  # the last update, s = -u
+            moved = -G.segment_sums((u * b.flat).unsqueeze(0), b.sizes)[:, 0]
+            memory = torch.stack([s["secant"] for s in b.states])
+            ratio = C.secant_curvature(moved, memory[:, 0], memory[:, 1], memory[:, 2])
+            # every step measures: the same memory in steps as one hvp every curvature_every
+            decay = b.group["curvature_ewma"] ** (1.0 / b.group["curvature_every"])
+            self._update_curvature(b, ratio, decay)
+
+    def _update_curvature(self, b: Batch, ratio: torch.Tensor, decay: float) -> None:
+        """Fold one measurement into each tensor's smoothed ``c`` (NaN: no measurement)."""
+        old = torch.stack([s["curvature"] for s in b.states])
+        count = torch.stack([s["curvature_count"] for s in b.states])
+        new, count = C.smooth_curvature(old, count, ratio, decay)
+        torch._foreach_copy_([s["curvature"] for s in b.states], list(new.unbind()))
+        torch._foreach_copy_([s["curvature_count"] for s in b.states], list(count.unbind()))
+
+    def _keep_directions(self, prepared: list[Batch]) -> None:
         """``curvature_probe="gradient"``: keep ``u1 = D g`` and ``g^T D g`` of the step
         before each measurement, to measure along it with the next batch's Hessian."""
-        for m, (group, ps, states, _, sizes, flat, _, inv_h, *_), _ in prepared:
+        for b in prepared:
+            group = b.group
             if (
-                group.get("curvature") != "measured"
+                self._source(group) != "hvp"
                 or group["curvature_probe"] != "gradient"
                 or (group["curvature_clock"] + 1) % group["curvature_every"] != 0
             ):
                 continue
-            u1 = flat if inv_h is None else inv_h * flat
-            for k, (s, v, p) in enumerate(zip(states, u1.split(sizes), ps, strict=True)):
+            u1 = b.flat if b.inv_h is None else b.inv_h * b.flat
+            for k, (s, v, p) in enumerate(zip(b.states, u1.split(b.sizes), b.params,
+                                              strict=True)):
                 if "probe_direction" not in s:
                     s["probe_direction"] = torch.empty_like(p)
                     s["probe_quad"] = torch.zeros((), dtype=torch.float64, device=p.device)
                 s["probe_direction"].copy_(v.view_as(p))
-                s["probe_quad"].copy_(m[k, G.AGG])
+                s["probe_quad"].copy_(b.m[k, G.AGG])
 

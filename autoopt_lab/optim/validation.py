@@ -22,6 +22,11 @@ CHOICES: dict[str, dict[str, str]] = {
         "paper": "the paper's H-bar = H-hat",
         "measured": "H-bar measured by Hessian-vector products",
     },
+    "curvature_source": {
+        "auto": "a Hessian-vector product when step() gets a closure, else the secant",
+        "hvp": "a Hessian-vector product of the closure every curvature_every steps",
+        "secant": "the gradient change along the last step (no closure)",
+    },
     "curvature_probe": {
         "momentum": "along the previous step D p",
         "gradient": "along the previous step's D g",
@@ -48,6 +53,7 @@ def validate(options: dict[str, Any]) -> None:
         "gamma0": lambda v: 0.0 <= v <= 1.0,
         "weight_decay": lambda v: v >= 0.0,
         "eps": lambda v: v > 0.0,
+        "lr": lambda v: v >= 0.0 and v == v and v != float("inf"),
         "max_lr": (lambda v: v > 0.0) if measured else (lambda v: 0.0 < v <= 1.0),
     }
     allowed = {
@@ -55,6 +61,7 @@ def validate(options: dict[str, Any]) -> None:
         "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
         "weight_decay": "a float >= 0",
         "eps": "a float > 0",
+        "lr": "a finite float >= 0 (a multiplier on the adapted step; 1 = as adapted)",
         "max_lr": "a float > 0 (a cap on the measured lr)"
         if measured
         else "a float in (0, 1] (1 = the paper's triangle)",
@@ -92,6 +99,8 @@ ADDED_OPTIONS: dict[str, Any] = {
     "curvature_ewma": 0.5,
     "curvature_probe": "momentum",
     "trust_ratio": 0.0,
+    "lr": 1.0,
+    "curvature_source": "hvp",
 }
 
 
@@ -106,7 +115,7 @@ def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
     own_options = set(opt.defaults)
     for i, (sg, og) in enumerate(zip(saved, ours, strict=True)):
         missing = sorted(own_options - set(sg) - set(ADDED_OPTIONS))
-        extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock"})
+        extra = sorted(set(sg) - own_options - {"params", "param_names", "curvature_clock", "initial_lr"})
         if missing or extra:
             raise ValueError(
                 f"the state is not from a {cls} (group {i} lacks {missing} and has {extra}); "

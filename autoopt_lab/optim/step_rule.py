@@ -1,0 +1,117 @@
+"""The order of one AutoOpt step, as one readable function over a prepared batch.
+
+1. solve eqs. (23)-(25) for ``gamma`` over the feasible triangle (:mod:`.gamma`), with the
+   measured curvature's cap on the lr;
+2. smooth it, eq. (26);
+3. measured curvature: ``lr -> lr / c``, the momentum unchanged (:mod:`.curvature`);
+4. the estimator, eq. (14), and the update ``D ghat``, eq. (9);
+5. the trust region ``||D ghat|| <= trust_ratio ||w||``;
+6. the group's ``lr``, a multiplier a scheduler may change (1 by default);
+7. commit: parameters, momentum buffer, preconditioner state, counters; and what the next
+   step needs (the secant memory, the weights published for scalar statistics).
+
+A non-finite batch anywhere skips the whole step; a tensor with a zero gradient keeps its
+state and does not move.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..stats import record
+from . import curvature as C
+from . import gamma as G
+from .batch import Batch
+from .flat import flatten, unflatten
+
+
+def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 1-3: the smoothed gamma kept in the state, the one the step uses, and which
+    tensors are active (finite step, non-zero gradient)."""
+    group, states, m = b.group, b.states, b.m
+    momentum = (b.steps > 0) & bool(group["adapt_momentum"])
+    solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
+    measured = group.get("curvature", "paper") == "measured"
+    if measured:  # H-bar = c H-hat: the paper's problem in units of the measured Newton step
+        curv = torch.stack([s["curvature"] for s in states])
+        gamma_o = solve(m, momentum, max_lr=(curv * group["max_lr"]).clamp(max=1.0))
+    else:
+        gamma_o = solve(m, momentum, max_lr=group["max_lr"])
+    gamma_prev = torch.stack([s["gamma"] for s in states])
+    active = ok & (m[:, G.AGG] > 0)  # a zero gradient carries no information: skip it
+    gamma_state = torch.where(
+        active.unsqueeze(-1), G.ewma(gamma_o, gamma_prev, group["ewma"]), gamma_prev
+    )
+    gamma_e = C.scale_gamma(gamma_state, curv, group["max_lr"]) if measured else gamma_state
+    return gamma_state, gamma_e, active
+
+
+def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
+    """Steps 1-7 for one batch; ``ok`` is False when any batch of the step was non-finite."""
+    group, params, states, seg, sizes = b.group, b.params, b.states, b.seg, b.sizes
+    b.m = torch.where(torch.isfinite(b.m), b.m, torch.zeros_like(b.m))
+    gamma_state, gamma_e, active = _solve(b, ok)
+    keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
+    gamma_used = torch.where(active.unsqueeze(-1), gamma_e, keep)  # inactive: ghat = p
+    ghat = G.estimator(b.flat, b.prev, gamma_used, seg)
+    act = active.to(b.flat.dtype)[seg]
+    update = (ghat if b.inv_h is None else b.inv_h * ghat) * act
+    factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
+    if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
+        scale = C.trust_scale(update, flatten(params), seg, len(params), group["trust_ratio"])
+        scale_e = scale.to(b.flat.dtype)[seg]
+        update, ghat = update * scale_e, ghat * scale_e
+        old = torch.stack([s["trust_scale"] for s in states])
+        torch._foreach_copy_(
+            [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
+        )
+        factor = scale
+    lr = group.get("lr", 1.0)
+    if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it
+        update, ghat = update * lr, ghat * lr
+        factor = factor * lr
+    # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
+    update = torch.where(ok, update, torch.zeros((), dtype=b.flat.dtype, device=b.flat.device))
+    ghat = torch.where(ok, ghat, b.prev)
+    if secant:
+        _remember_step(b, update, ghat, gamma_used, factor, active)
+    torch._foreach_sub_(params, unflatten(update, params, sizes))
+    torch._foreach_copy_([s["momentum_buffer"] for s in states], unflatten(ghat, params, sizes))
+    if b.new_pre:
+        act_e = active[seg]
+        for key, value in b.new_pre.items():
+            kept = torch.where(act_e, value, b.pre_state[key])
+            torch._foreach_copy_([s[key] for s in states], unflatten(kept, params, sizes))
+    if b.scalar and b.inv_h is not None:
+        _publish_weights(b)
+    torch._foreach_copy_([s["gamma"] for s in states], list(gamma_state.unbind()))
+    new_steps = b.steps + active.to(b.steps.dtype)
+    torch._foreach_copy_([s["step"] for s in states], list(new_steps.unbind()))
+    skipped = (~ok).to(torch.int64)
+    torch._foreach_add_([s["nonfinite_skips"] for s in states], skipped)
+
+
+def _remember_step(
+    b: Batch, update: Tensor, ghat: Tensor, gamma_used: Tensor, factor: Tensor, active: Tensor
+) -> None:
+    """What the next step's secant needs: ``s^T g_t``, ``a V_t`` and ``s^T D^-1 s`` for the
+    step ``s = -update`` (docs/curvature.md, section 9)."""
+    sums = G.segment_sums(torch.stack([-update * b.flat, ghat * update]), b.sizes)
+    coef = (1 - gamma_used[:, 0] - gamma_used[:, 1]) * factor  # a: the weight of g_t in s
+    memory = torch.stack([sums[:, 0], coef * b.m[:, G.VAR], sums[:, 1]], 1)
+    memory = torch.where(active.unsqueeze(-1), memory, torch.zeros_like(memory))
+    for s in b.states:
+        if "secant" not in s:
+            s["secant"] = torch.zeros(3, dtype=torch.float64, device=memory.device)
+    torch._foreach_copy_([s["secant"] for s in b.states], list(memory.unbind()))
+
+
+def _publish_weights(b: Batch) -> None:
+    """For tensors with a scalar statistic, the rank-1 ``row col^T`` closest in the
+    Adafactor sense to this step's ``D``: the engine weights the next statistic by it."""
+    parts = b.inv_h.split(b.sizes)
+    for k in b.scalar:
+        d = parts[k].view(b.params[k].shape[0], -1)
+        row, col = d.mean(1), d.mean(0)
+        record.publish_weights(b.params[k], (row, col / d.mean().clamp_min(1e-30)))
