@@ -88,6 +88,8 @@ def functional_backward(
         batch_grad = g.sum(0) if loss_reduction == "sum" else g.mean(0)
         p.grad = batch_grad if p.grad is None else p.grad + batch_grad
         record.attach(
-            p, g.square().sum(0), batch_size=n, grad_scale=grad_scale, generation=generation
+            p, g.square().sum(0), batch_size=n, grad_scale=grad_scale, generation=generation,
+            reduction=loss_reduction,
         )
+        record.note_grad(p)
     return losses.sum() if loss_reduction == "sum" else losses.mean()
