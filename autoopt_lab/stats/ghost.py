@@ -32,10 +32,11 @@ from torch import Tensor
 STATISTICS = "auto"
 PATHS = ("auto", "elementwise", "ghost")
 
-#: A float element written and read back, in multiply-adds. The per-sample tensors are
-#: written once, squared into a copy and summed: memory-bound passes, ~10 flops each on a
-#: CPU core doing ~40 GFLOP/s matmuls at ~10 GB/s.
-MEMORY_COST = 16.0
+#: One element of memory in multiply-adds. The per-sample tensors are allocated, written,
+#: squared into a copy and summed: measured on one CPU thread (ResNet-18's convolutions,
+#: docs/statistics.md) that costs ~10 ns per element against ~0.05 ns per multiply-add of a
+#: matmul; 64 keeps every measured choice and leans towards the elementwise form.
+MEMORY_COST = 64.0
 #: Below this many per-sample elements (``N x`` the weight's size) the elementwise path is
 #: kept: both paths cost little there and ``S`` serves any diagonal ``D``, not only rank 1.
 ELEMENTWISE_BELOW = 1 << 18
