@@ -242,3 +242,24 @@ def test_gram_norm_chunks_and_half_precision(monkeypatch):
     half = ghost.gram_norm(a.bfloat16(), dz.bfloat16())
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, full, rtol=3e-2, atol=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_ghost_path_with_same_and_circular_padding_and_4d_linear(fused):
+    torch.manual_seed(7)
+
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, (3, 2), padding="same", padding_mode="circular")
+            self.lin = nn.Linear(3, 2)  # on (N, H, W, 3): two middle dimensions
+            self.head = nn.Linear(2 * 5 * 4, 3)
+
+        def forward(self, x):
+            h = torch.tanh(self.conv(x)).permute(0, 2, 3, 1)
+            return F.log_softmax(self.head(torch.tanh(self.lin(h)).flatten(1)), 1)
+
+    model = Padded().double()
+    x, y = torch.randn(4, 2, 5, 4, dtype=torch.float64), torch.randint(0, 3, (4,))
+    w = {"conv.weight": _weights("rank1", 3, 12), "lin.weight": _weights("rank1", 2, 3)}
+    _check_tracked(model, x, y, "mean", fused, w)
