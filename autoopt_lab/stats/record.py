@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 ATTR = "autoopt_stats"
@@ -168,9 +169,10 @@ def note_grad(param: Tensor) -> None:
 
 
 def grad_sq(grad: Tensor) -> Tensor:
-    """``||grad||^2`` in float32, the one formula :func:`note_grad` and the optimizers use
-    (so an untouched gradient gives a ratio of exactly 1)."""
-    return grad.detach().float().square().sum()
+    """``||grad||^2`` (half precision summed in float32), the one formula :func:`note_grad`
+    and the optimizers use, so an untouched gradient gives a ratio of exactly 1."""
+    g = grad.detach()
+    return (g.float() if g.dtype in (torch.float16, torch.bfloat16) else g).square().sum()
 
 
 def noted_grad(param: Tensor) -> Tensor | None:
