@@ -9,6 +9,9 @@ True
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -35,6 +38,27 @@ def _check_label(y: Any) -> None:
         hash(y)
     except TypeError:
         raise ValueError(f"a label must be hashable, got {type(y).__name__} {y!r}") from None
+
+
+def _missing(y: Any) -> bool:
+    """A missing label: NaN (of any float type) or pandas' NA."""
+    if y is pd.NA:
+        return True
+    return isinstance(y, numbers.Real) and not isinstance(y, numbers.Integral) and math.isnan(y)
+
+
+def _skip_missing(rows: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Leave out the samples without a label, with a warning. pandas stores a column of
+    whole numbers with missing values as floats: its labels are kept as ints."""
+    keep = [i for i, y in enumerate(ys) if not _missing(y)]
+    if len(keep) == len(ys):
+        return rows, ys
+    warnings.warn(f"{len(ys) - len(keep)} sample(s) with a missing label (NaN) skipped: a "
+                  "classifier learns from labelled samples only", RuntimeWarning, stacklevel=3)
+    ys = [ys[i] for i in keep]
+    if all(isinstance(y, float) and y.is_integer() for y in ys):
+        ys = [int(y) for y in ys]
+    return [rows[i] for i in keep], ys
 
 
 def _targets_of(X: pd.DataFrame, y: Any) -> list[Any]:
@@ -80,7 +104,8 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
     seed
         Seeds the module's initial weights and every other random draw of the learner.
 
-    Labels can be of any hashable type but None. ``predict_proba_one`` reports every label
+    Labels can be of any hashable type but None; a sample whose label is missing (NaN) is
+    skipped with a warning. ``predict_proba_one`` reports every label
     learned so far; before the first step it is uniform over them, and a label that is only
     in the buffer has probability 0 until the step that trains on it.
 
@@ -168,14 +193,14 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
 
     def learn_one(self, x: dict, y: base.typing.ClfTarget, **kwargs: Any) -> None:
         """Buffer ``(x, y)``; take an optimizer step when ``batch_size`` samples wait."""
-        row = clean_features(x)
-        self._check_targets([y])
-        self._learn_rows([row], [y])
+        rows, ys = _skip_missing([clean_features(x)], [y])
+        if ys:
+            self._check_targets(ys)
+            self._learn_rows(rows, ys)
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
         """Push the rows of ``X`` through the buffer: exactly a ``learn_one`` loop."""
-        rows = frame_rows(X)
-        ys = _targets_of(X, y)
+        rows, ys = _skip_missing(frame_rows(X), _targets_of(X, y))
         self._check_targets(ys)
         self._learn_rows(rows, ys)
 

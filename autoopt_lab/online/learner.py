@@ -16,6 +16,8 @@ the loss and river's prediction methods. How it works (``docs/online.md`` says m
   prediction computes until the step that trains on it.
 * Every step follows the project's training loop: ``bound.step(closure)``, predictions
   inside ``bound.evaluating()`` (Schedule-Free's averaged weights).
+* A loss non-finite or above ``DIVERGED_LOSS`` (the offline rule; a squared error counts in
+  units of the first step's, at least 1) sets ``diverged_at`` and warns, once.
 * With a ``seed``, every random draw of the learner (initial weights, dropout) comes from its
   own generator state, so runs repeat exactly and other code's torch RNG is untouched.
 """
@@ -26,6 +28,7 @@ import abc
 import contextlib
 import copy
 import logging
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +37,7 @@ from river import base
 from torch import Tensor, nn
 
 from ..devices import DEFAULT_DEVICE, resolve_device
+from ..experiments.run import DIVERGED_LOSS, is_diverged
 from ..optim import registry
 from .buffer import SampleBuffer
 from .features import FeatureLayout
@@ -96,6 +100,8 @@ class TorchLearner(base.Base):
 
     #: the subclass's module when ``module=None``
     _default_module: ModuleFactory
+    _diverged_at: int | None = None  # also for learners pickled before it existed
+    _divergence_hint = ""
 
     def __init__(
         self,
@@ -163,6 +169,11 @@ class TorchLearner(base.Base):
     def n_steps(self) -> int:
         """Optimizer steps taken so far."""
         return self._steps
+
+    @property
+    def diverged_at(self) -> int | None:
+        """Index of the first step whose loss diverged (None: none did)."""
+        return self._diverged_at
 
     @property
     def n_buffered(self) -> int:
@@ -256,13 +267,30 @@ class TorchLearner(base.Base):
             try:
                 bound.zero_grad()
                 out = self._output(net(X), first=first)
-                self._loss(out, target).backward()
+                loss = self._loss(out, target)
+                loss.backward()
                 bound.step(lambda: self._loss(self._output(net(X)), target))
             finally:
                 net.eval()
+        self._check_divergence(float(loss.detach()))
         self._steps += 1
         self._eval_fresh = False
         self._after_step()
+
+    def _loss_scale(self, loss: float) -> float:
+        """What the loss is measured in for the divergence rule (the regressor's targets)."""
+        return 1.0
+
+    def _check_divergence(self, loss: float) -> None:
+        """Flag the first step whose loss, in :meth:`_loss_scale` units, is diverged."""
+        scale = self._loss_scale(loss)
+        if self._diverged_at is None and is_diverged(loss / scale):
+            self._diverged_at = self._steps
+            unit = f" x {scale:.3g}, the first step's loss" if scale != 1.0 else ""
+            warnings.warn(f"{type(self).__name__} with {self.optimizer!r} diverged at step "
+                          f"{self._steps}: its loss was {loss:.3g} (non-finite or above "
+                          f"{DIVERGED_LOSS:g}{unit}); its predictions mean nothing"
+                          f"{self._divergence_hint}", RuntimeWarning, stacklevel=5)
 
     def _build(self) -> None:
         """Build the module for the features and outputs known now, and its optimizer."""

@@ -71,6 +71,8 @@ class TorchRegressor(TorchLearner, base.MiniBatchRegressor):
     """
 
     _default_module = Linear(log_probabilities=False)
+    _divergence_hint = "; standardise the targets (river's TargetStandardScaler)"
+    _first_loss: float | None = None
 
     def __init__(
         self,
@@ -117,6 +119,11 @@ class TorchRegressor(TorchLearner, base.MiniBatchRegressor):
 
     def _loss(self, out: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(out, target)
+
+    def _loss_scale(self, loss: float) -> float:
+        if self._first_loss is None and math.isfinite(loss):
+            self._first_loss = loss
+        return max(self._first_loss or 1.0, 1.0)
 
     def _output(self, out: Tensor, *, first: bool = False) -> Tensor:
         if out.dim() == 2 and out.shape[1] == 1:

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autoopt_lab.experiments.run import DIVERGED_LOSS
+
 from .sampler import build_plan
 from .scenario import Scenario
 
@@ -47,8 +49,6 @@ __all__ = ["CHANCE_MARGIN", "DIVERGED_LOSS", "FLAGS", "chance_levels", "run_heal
 #: Run flags, most severe first (a run's ``status`` is its first flag, or ``"ok"``).
 FLAGS = ("diverged", "skipped steps", "at chance")
 
-#: A prequential batch loss above this (or non-finite) marks divergence.
-DIVERGED_LOSS = 1e4
 #: Accuracy at most this far above the chance level counts as chance.
 CHANCE_MARGIN = 0.05
 
