@@ -16,8 +16,7 @@ the loss and river's prediction methods. How it works (``docs/online.md`` says m
   prediction computes until the step that trains on it.
 * Every step follows the project's training loop: ``bound.step(closure)``, predictions
   inside ``bound.evaluating()`` (Schedule-Free's averaged weights).
-* A loss non-finite or above ``DIVERGED_LOSS`` (the offline rule; a squared error counts in
-  units of the first step's, at least 1) sets ``diverged_at`` and warns, once.
+* A diverged loss (the offline rule; squared errors in first-step units) sets ``diverged_at``.
 * With a ``seed``, every random draw of the learner (initial weights, dropout) comes from its
   own generator state, so runs repeat exactly and other code's torch RNG is untouched.
 """
