@@ -18,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from . import record
+from . import attention, batchnorm, record, recurrent
 from .fused import fusable, fused_forward
 from .rules import LayerRule, UnsupportedModuleError, rule_for, supported_types
 
 Reduction = Literal["mean", "sum"]
+BATCHNORM_CHOICES = batchnorm.CHOICES
 _TRACKED = "_autoopt_tracker"
 _generations = itertools.count(1)
 _suspended = 0  # > 0 while :func:`suspended` is active: trackers record nothing
@@ -36,6 +38,17 @@ _suspended = 0  # > 0 while :func:`suspended` is active: trackers record nothing
 
 def _in_functorch() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def _replacement(module: nn.Module) -> tuple[Callable, bool] | None:
+    """A tracked forward for a layer whose own forward bypasses the hooks, and whether it
+    reports all its children's parameters itself (:mod:`.attention`, :mod:`.recurrent`)."""
+    return attention.replacement(module) or recurrent.replacement(module)
+
+
+def _float32(t: Tensor) -> Tensor:
+    """A half-precision tensor (autocast's bf16/fp16) in float32; anything else as it is."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @contextlib.contextmanager
@@ -74,7 +87,11 @@ def loss_scale(reduction: str, batch_size: int) -> tuple[float, float]:
 
 
 def check_supported(model: nn.Module, *, engine_hint: bool = True) -> dict[int, str]:
-    """Raise :class:`UnsupportedModuleError` for a module no rule covers; map id(param) -> name."""
+    """Raise :class:`UnsupportedModuleError` for a module no rule covers; map id(param) -> name.
+
+    A parameter shared by several modules (tied weights) is supported: the tracker adds its
+    per-sample gradients over all its uses in one forward pass before squaring.
+    """
     owners: dict[int, str] = {}
     for mod_name, module in model.named_modules():
         direct = [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
@@ -96,15 +113,8 @@ def check_supported(model: nn.Module, *, engine_hint: bool = True) -> dict[int, 
                 f"{[n for n, _ in direct]} that the hook engine cannot compute per-sample "
                 f"gradients for (supported layer types: {', '.join(supported_types())}).{hint}"
             )
-        for n, p in direct:
-            full = f"{mod_name}.{n}" if mod_name else n
-            if id(p) in owners:
-                raise UnsupportedModuleError(
-                    f"parameter {full!r} is shared with {owners[id(p)]!r}; per-sample statistics "
-                    "of tied weights need the functional engine "
-                    "(autoopt_lab.stats.functional_backward)"
-                )
-            owners[id(p)] = full
+        for n, p in direct:  # a tied parameter keeps its first name
+            owners.setdefault(id(p), f"{mod_name}.{n}" if mod_name else n)
     return owners
 
 
@@ -112,22 +122,54 @@ class Tracker:
     """Handle returned by :func:`track`: call :meth:`remove` (or use ``with``) to stop."""
 
     def __init__(
-        self, model: nn.Module, *, loss_reduction: Reduction = "mean", fused: bool = True
+        self,
+        model: nn.Module,
+        *,
+        loss_reduction: Reduction = "mean",
+        fused: bool = True,
+        batchnorm: str = "refuse",
     ) -> None:
         loss_scale(loss_reduction, 1)  # validates
+        if batchnorm not in BATCHNORM_CHOICES:
+            raise ValueError(f"batchnorm must be one of {BATCHNORM_CHOICES}, got {batchnorm!r}")
         if getattr(model, _TRACKED, None) is not None:
             raise RuntimeError("this model is already tracked; remove() the first handle first")
         check_supported(model)
         self.model = model
         self.loss_reduction = loss_reduction
+        self.batchnorm = batchnorm
         self._generation = 0
+        self._depth = 0  # > 0 inside the tracked model's forward
+        self._open = False  # the current generation still takes calls made outside it
         self._calls: dict[tuple[int, int], int] = {}
         self._pending: dict[tuple[int, int], dict] = {}
-        self._handles = [model.register_forward_pre_hook(self._new_generation)]
+        #: id(param) -> ids of the modules whose calls report it (several: tied weights)
+        self._reporters: dict[int, list[int]] = defaultdict(list)
+        self._handles = [
+            model.register_forward_pre_hook(self._enter),
+            model.register_forward_hook(self._exit, always_call=True),
+        ]
         self._fused: list[nn.Module] = []
+        covered: set[int] = set()
         for module in model.modules():
-            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+            if id(module) in covered:
                 continue
+            replaced = _replacement(module)
+            if replaced is not None:  # its own forward bypasses the hooks of its children
+                forward, owns = replaced
+                module.forward = functools.partial(self._replaced_forward, module, forward)
+                self._fused.append(module)
+                if owns:
+                    covered.update(id(m) for m in module.modules())
+                    for p in module.parameters():
+                        if p.requires_grad:
+                            self._reporters[id(p)].append(id(module))
+                    continue
+            direct = [p for p in module.parameters(recurse=False) if p.requires_grad]
+            if not direct:
+                continue
+            for p in direct:
+                self._reporters[id(p)].append(id(module))
             if fused and fusable(module):
                 module.forward = functools.partial(self._fused_forward, module)
                 self._fused.append(module)
@@ -136,14 +178,48 @@ class Tracker:
         setattr(model, _TRACKED, self)
 
     # -- bookkeeping ----------------------------------------------------------------------
-    def _new_generation(self, module: nn.Module, args: tuple) -> None:
+    def _enter(self, module: nn.Module, args: tuple) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._new_generation()
+
+    def _exit(self, module: nn.Module, args: tuple, output: object) -> None:
+        self._depth = max(self._depth - 1, 0)
+        if self._depth == 0:
+            self._open = False
+
+    def _new_generation(self) -> None:
         if _suspended:
             return
         self._generation = next(_generations)
+        self._open = True
         stale = [k for k in self._calls if k[1] < self._generation - 8]
         for k in stale:
             self._calls.pop(k, None)
+        for k in [k for k in self._pending if k[1] < self._generation - 8]:
             self._pending.pop(k, None)
+
+    def _key(self, module: nn.Module) -> tuple[int, int]:
+        """Count a call of ``module`` in the current forward pass.
+
+        A layer called outside the tracked model's forward (``model.encoder(x)`` then
+        ``model.head(h)``) joins the calls made since the last backward reached a tracked
+        layer: one forward pass per backward.
+        """
+        if self._depth == 0 and not self._open:
+            self._new_generation()
+        key = (id(module), self._generation)
+        self._calls[key] = self._calls.get(key, 0) + 1
+        return key
+
+    def _uses(self, param: Tensor, generation: int) -> int:
+        """Calls in one forward pass of the modules that report ``param``."""
+        return sum(self._calls.get((m, generation), 0) for m in self._reporters[id(param)])
+
+    def _rule(self, module: nn.Module) -> LayerRule:
+        if self.batchnorm == "contributions" and batchnorm.uses_batch_statistics(module):
+            return batchnorm.CONTRIBUTIONS
+        return rule_for(module)
 
     def _on_forward(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if _suspended or not torch.is_grad_enabled() or not isinstance(output, Tensor):
@@ -152,12 +228,11 @@ class Tracker:
             return
         if not output.requires_grad:
             return
-        rule = rule_for(module)
+        rule = self._rule(module)
         problem = rule.check(module) if rule.check else None
         if problem:
             raise UnsupportedModuleError(f"{type(module).__name__}: {problem}")
-        key = (id(module), self._generation)
-        self._calls[key] = self._calls.get(key, 0) + 1
+        key = self._key(module)
         hook = functools.partial(self._on_grad, module, rule, inputs[0].detach(), key)
         output.register_hook(hook)
 
@@ -165,9 +240,28 @@ class Tracker:
         # inside a torch.func transform (vmap, grad, jvp) the fused function cannot run
         if _suspended or not torch.is_grad_enabled() or _in_functorch():
             return type(module).forward(module, x)
-        key = (id(module), self._generation)
-        self._calls[key] = self._calls.get(key, 0) + 1
-        return fused_forward(module, x, functools.partial(self._on_per_sample, module, key))
+        if torch.is_autocast_enabled(x.device.type):  # the plain layer casts; the hook follows
+            out = type(module).forward(module, x)
+            self._on_forward(module, (x,), out)
+            return out
+        key = self._key(module)
+        report = functools.partial(self._on_per_sample, module, key)
+        on_grad = functools.partial(self._on_grad, module, rule_for(module), x.detach(), key)
+        return fused_forward(module, x, report, on_grad)
+
+    def _replaced_forward(
+        self, module: nn.Module, forward: Callable, *args: object, **kwargs: object
+    ) -> object:
+        if _suspended or not torch.is_grad_enabled() or _in_functorch():
+            return type(module).forward(module, *args, **kwargs)
+        key = self._key(module)
+        report = functools.partial(self._on_report, module, key)
+        return forward(module, report, *args, **kwargs)
+
+    def _on_report(
+        self, module: nn.Module, key: tuple[int, int], n: int, grads: dict[str, Tensor]
+    ) -> None:
+        self._finish(module, key, n, per_sample=grads)
 
     def _on_per_sample(
         self, module: nn.Module, key: tuple[int, int], a: Tensor, grads: dict[str, Tensor]
@@ -177,13 +271,13 @@ class Tracker:
     def _on_grad(
         self, module: nn.Module, rule: LayerRule, a: Tensor, key: tuple[int, int], dz: Tensor
     ) -> None:
-        if self._calls.get(key, 1) == 1:
-            sums = rule.sum_of_squares(module, a, dz.detach())
+        a, dz = _float32(a), _float32(dz.detach())
+        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if all(self._uses(p, key[1]) == 1 for p in params):
+            sums = rule.sum_of_squares(module, a, dz)
             self._finish(module, key, a.shape[0], sums=sums)
         else:
-            self._finish(
-                module, key, a.shape[0], per_sample=rule.per_sample(module, a, dz.detach())
-            )
+            self._finish(module, key, a.shape[0], per_sample=rule.per_sample(module, a, dz))
 
     def _finish(
         self,
@@ -194,33 +288,66 @@ class Tracker:
         sums: dict[str, Tensor] | None = None,
         per_sample: dict[str, Tensor] | None = None,
     ) -> None:
-        """Turn one call's gradients into ``sum_sq``; add up calls of a reused module first."""
-        factor, grad_scale = loss_scale(self.loss_reduction, n)
-        total = self._calls.get(key, 1)
-        if sums is None and total == 1:
-            sums = {k: v.square().sum(0) for k, v in per_sample.items()}
-        elif sums is None:
-            pending = self._pending.setdefault(key, {"seen": 0, "grads": {}})
+        """Turn one call's gradients into ``sum_sq``; a parameter used several times in one
+        forward pass (a reused module, tied weights) adds up its per-sample gradients first."""
+        if self._depth == 0:
+            self._open = False  # a backward reached the layers: the next call is a new pass
+        if sums is None:
+            sums = {}
             for name, value in per_sample.items():
-                acc = pending["grads"].get(name)
-                if acc is not None and acc.shape != value.shape:
-                    raise RuntimeError(
-                        f"{type(module).__name__} was called {total} times in one forward "
-                        "pass with different batch sizes; per-sample statistics are undefined"
-                    )
-                pending["grads"][name] = value if acc is None else acc + value
-            pending["seen"] += 1
-            if pending["seen"] < total:
-                return
-            sums = {k: v.square().sum(0) for k, v in self._pending.pop(key)["grads"].items()}
+                total = self._add_use(module, key, n, name, _float32(value))
+                if total is not None:
+                    sums[name] = total.square().sum(0)
+        self._attach(module, key, n, sums)
+
+    def _attach(self, module: nn.Module, key: tuple[int, int], n: int, sums: dict) -> None:
+        factor, grad_scale = loss_scale(self.loss_reduction, n)
         for name, value in sums.items():
             record.attach(
-                getattr(module, name),
-                value.mul_(factor * factor),
+                module.get_parameter(name),
+                _float32(value).mul_(factor * factor),
                 batch_size=n,
                 grad_scale=grad_scale,
                 generation=key[1],
+                reduction=self.loss_reduction,
             )
+
+    def _add_use(
+        self, module: nn.Module, key: tuple[int, int], n: int, name: str, value: Tensor
+    ) -> Tensor | None:
+        """Add one use's per-sample gradients of ``module.name``; the sum once all are in.
+
+        A use whose output never reaches the loss gets no backward call; its per-sample
+        gradients are zero, so what has arrived is attached when the backward ends.
+        """
+        param = module.get_parameter(name)
+        uses = self._uses(param, key[1])
+        if uses <= 1:
+            return value
+        pkey = (id(param), key[1])
+        pending = self._pending.get(pkey)
+        if pending is None:
+            pending = self._pending[pkey] = {"seen": 0, "grad": None}
+            flush = functools.partial(self._flush, module, key, n, name, pkey)
+            torch.autograd.Variable._execution_engine.queue_callback(flush)
+        acc = pending["grad"]
+        if acc is not None and acc.shape != value.shape:
+            raise RuntimeError(
+                f"{type(module).__name__}.{name} was used {uses} times in one forward pass "
+                "with different batch sizes; per-sample statistics are undefined"
+            )
+        pending["grad"] = value if acc is None else acc + value
+        pending["seen"] += 1
+        if pending["seen"] < uses:
+            return None
+        return self._pending.pop(pkey)["grad"]
+
+    def _flush(
+        self, module: nn.Module, key: tuple[int, int], n: int, name: str, pkey: tuple
+    ) -> None:
+        pending = self._pending.pop(pkey, None)
+        if pending is not None:  # some uses did not reach the loss: their gradients are 0
+            self._attach(module, key, n, {name: pending["grad"].square().sum(0)})
 
     def remove(self) -> None:
         """Remove every hook and forget recorded statistics."""
@@ -243,16 +370,25 @@ class Tracker:
         self.remove()
 
 
-def track(model: nn.Module, *, loss_reduction: Reduction = "mean", fused: bool = True) -> Tracker:
+def track(
+    model: nn.Module,
+    *,
+    loss_reduction: Reduction = "mean",
+    fused: bool = True,
+    batchnorm: str = "refuse",
+) -> Tracker:
     """Record per-sample gradient statistics of ``model`` on every ``backward()``.
 
     ``loss_reduction`` declares how the training loss reduces over the batch: ``"mean"``
     (the default, e.g. ``F.nll_loss(out, y)``) or ``"sum"``. With ``fused=True`` (default)
     Conv1d/Conv2d layers compute their weight gradient from the per-sample gradients instead
     of a second time (:mod:`autoopt_lab.stats.fused`); ``fused=False`` uses plain hooks only.
+    ``batchnorm`` says what BatchNorm in training mode gets: ``"refuse"`` (an error) or
+    ``"contributions"`` (each sample's contribution to the batch gradient,
+    :mod:`autoopt_lab.stats.batchnorm`).
 
     >>> import torch
     >>> handle = track(torch.nn.Linear(2, 1))
     >>> handle.remove()
     """
-    return Tracker(model, loss_reduction=loss_reduction, fused=fused)
+    return Tracker(model, loss_reduction=loss_reduction, fused=fused, batchnorm=batchnorm)

@@ -1,0 +1,196 @@
+"""LSTM and GRU in the hook engine: an unrolled forward that reports per-sample gradients.
+
+``nn.LSTM``/``nn.GRU`` run the whole recurrence in one ATen call, so no hook sees a sample's
+gradient. A tracked LSTM/GRU runs :func:`rnn_forward` instead: for each layer and direction,
+the input projection of the whole sequence at once through
+:func:`autoopt_lab.stats.linears.linears` (per-sample ``weight_ih``/``bias_ih``), then the
+recurrence one time step at a time with the recurrent weights detached; a hook on each step's
+recurrent projection keeps its output gradient, and one batched product per layer gives the
+per-sample ``weight_hh``/``bias_hh`` gradients (and their sum, the parameter gradient) once the
+backward has passed the first step. The outputs equal nn.LSTM's/nn.GRU's to float rounding.
+
+Not covered: ``PackedSequence`` input and ``proj_size`` (refused with a message).
+
+>>> import torch
+>>> from autoopt_lab.stats import track
+>>> lstm = torch.nn.LSTM(3, 4, batch_first=True)
+>>> with track(lstm):
+...     out, (h, c) = lstm(torch.randn(2, 5, 3))
+...     h.sum().backward()
+...     lstm.weight_hh_l0.autoopt_stats.sum_sq.shape
+torch.Size([16, 4])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+from torch.nn.utils.rnn import PackedSequence
+
+from .linears import Report, linears
+from .rules import UnsupportedModuleError, register_rule
+
+
+def _check(m: nn.Module) -> str | None:
+    if getattr(m, "proj_size", 0):
+        return "proj_size > 0 is not supported by the hook engine"
+    return None
+
+
+def _param_names(layers: int = 64) -> tuple[str, ...]:
+    names = []
+    for layer in range(layers):
+        for sfx in ("", "_reverse"):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                names.append(f"{kind}_l{layer}{sfx}")
+    return tuple(names)
+
+
+@register_rule(nn.LSTM, nn.GRU, check=_check, params=_param_names())
+def _rnn_per_sample(m: nn.Module, a: Tensor, dz: Tensor) -> dict[str, Tensor]:
+    raise RuntimeError(  # never reached: the tracker replaces the forward (rnn_forward)
+        "LSTM/GRU report their per-sample gradients from their tracked forward"
+    )
+
+
+class _Recurrent(torch.autograd.Function):
+    """Identity on ``h0`` that owns the recurrent weights' gradients.
+
+    The steps use the weights detached; each step's projection hands its output gradient to
+    ``steps``. The backward of this node, which runs after every step's, turns them into the
+    per-sample gradients and returns their sum as the weights' gradients.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, h0: Tensor, weight: Tensor, bias: Tensor | None, steps: dict, meta: tuple
+    ) -> Tensor:
+        ctx.steps, ctx.meta, ctx.has_bias = steps, meta, bias is not None
+        ctx.weight_dtype = weight.dtype
+        return h0.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dh0: Tensor) -> tuple:  # type: ignore[override]
+        names, report = ctx.meta
+        inputs, grads = ctx.steps["inputs"], ctx.steps["grads"]
+        kept = [t for t in range(len(inputs)) if grads[t] is not None]
+        grad_w = grad_b = None
+        if kept:
+            dz = torch.stack([grads[t] for t in kept]).to(ctx.weight_dtype)  # (T, N, G)
+            h = torch.stack([inputs[t] for t in kept]).to(ctx.weight_dtype)  # (T, N, H)
+            per_sample = {names[0]: torch.einsum("tng,tnh->ngh", dz, h)}
+            if ctx.has_bias:
+                per_sample[names[1]] = dz.sum(0)
+            report(dz.shape[1], per_sample)
+            grad_w = per_sample[names[0]].sum(0) if ctx.needs_input_grad[1] else None
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_b = per_sample[names[1]].sum(0)
+        ctx.steps.clear()
+        return dh0, grad_w, grad_b, None, None
+
+
+def _keep(steps: dict, t: int) -> Callable[[Tensor], None]:
+    def hook(grad: Tensor) -> None:
+        steps["grads"][t] = grad.detach()
+
+    return hook
+
+
+def _cell(lstm: bool, gi: Tensor, gh: Tensor, h: Tensor, c: Tensor | None):
+    if lstm:
+        i, f, g, o = (gi + gh).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    r_i, z_i, n_i = gi.chunk(3, 1)
+    r_h, z_h, n_h = gh.chunk(3, 1)
+    r = torch.sigmoid(r_i + r_h)
+    z = torch.sigmoid(z_i + z_h)
+    n = torch.tanh(n_i + r * n_h)
+    return n + z * (h - n), None
+
+
+def _direction(
+    m: nn.RNNBase, report: Report, x: Tensor, sfx: str, h: Tensor, c: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One layer in one direction over ``x`` ``(T, N, I)`` (already reversed if backward)."""
+    lstm = isinstance(m, nn.LSTM)
+    names = [f"{k}{sfx}" for k in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")]
+    params = {n: getattr(m, n) for n in names if hasattr(m, n)}
+    b_ih = names[1] if names[1] in params else None
+    (gi,) = linears([(x, names[0], None, b_ih, None)], params, report, batch_dim=1)
+    w_hh, b_hh = params[names[2]], params.get(names[3])
+    steps: dict = {"inputs": [None] * x.shape[0], "grads": [None] * x.shape[0]}
+    if w_hh.requires_grad or (b_hh is not None and b_hh.requires_grad):
+        h = _Recurrent.apply(h, w_hh, b_hh, steps, (names[2:], report))
+    w, b = w_hh.detach(), None if b_hh is None else b_hh.detach()
+    outs = []
+    for t in range(x.shape[0]):
+        gh = F.linear(h, w, b)
+        if gh.requires_grad:
+            steps["inputs"][t] = h.detach()
+            gh.register_hook(_keep(steps, t))
+        h, c = _cell(lstm, gi[t], gh, h, c)
+        outs.append(h)
+    return torch.stack(outs), h, c
+
+
+def rnn_forward(m: nn.RNNBase, report: Report, input: Tensor, hx: Any = None):
+    """``nn.LSTM.forward`` / ``nn.GRU.forward`` unrolled, with reporting projections."""
+    if isinstance(input, PackedSequence):
+        raise UnsupportedModuleError(
+            f"{type(m).__name__}: PackedSequence input is not supported by the hook engine; "
+            "pad the batch, or use autoopt_lab.stats.functional_backward"
+        )
+    problem = _check(m)
+    if problem:
+        raise UnsupportedModuleError(f"{type(m).__name__}: {problem}")
+    lstm = isinstance(m, nn.LSTM)
+    batched = input.dim() == 3
+    x = input if batched else input.unsqueeze(1)
+    if m.batch_first and batched:
+        x = x.transpose(0, 1)
+    n, dirs, size = x.shape[1], 2 if m.bidirectional else 1, m.hidden_size
+    if hx is None:
+        h0 = x.new_zeros(m.num_layers * dirs, n, size)
+        c0 = h0 if lstm else None
+    else:
+        h0, c0 = hx if lstm else (hx, None)
+        if not batched:
+            h0 = h0.unsqueeze(1)
+            c0 = None if c0 is None else c0.unsqueeze(1)
+    h_n, c_n = [], []
+    for layer in range(m.num_layers):
+        outs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            seq = x if d == 0 else x.flip(0)
+            out, h, c = _direction(
+                m, report, seq, f"_l{layer}" + ("_reverse" if d else ""), h0[k],
+                None if c0 is None else c0[k],
+            )
+            outs.append(out if d == 0 else out.flip(0))
+            h_n.append(h)
+            c_n.append(c)
+        x = outs[0] if dirs == 1 else torch.cat(outs, -1)
+        if m.dropout and m.training and layer < m.num_layers - 1:
+            x = F.dropout(x, m.dropout, training=True)
+    out = x.transpose(0, 1) if m.batch_first and batched else x
+    h_n = torch.stack(h_n)
+    c_n = torch.stack(c_n) if lstm else None
+    if not batched:
+        out, h_n = out.squeeze(1), h_n.squeeze(1)
+        c_n = None if c_n is None else c_n.squeeze(1)
+    return (out, (h_n, c_n)) if lstm else (out, h_n)
+
+
+def replacement(module: nn.Module) -> tuple[Callable, bool] | None:
+    """``(tracked forward, owns its parameters)`` for an ``nn.LSTM``/``nn.GRU``."""
+    if type(module) in (nn.LSTM, nn.GRU):
+        return rnn_forward, True
+    return None

@@ -1,0 +1,214 @@
+"""The layers of current models in the hook engine, against the loop-over-samples reference:
+autocast, tied weights, attention, LSTM/GRU, BatchNorm contributions, layers called outside
+the tracked model's forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoopt_lab.stats import UnsupportedModuleError, track
+from autoopt_lab.stats.loop import loop_per_sample_grads
+
+
+def _check(model, x, y, *, loss_fn=F.cross_entropy, atol=1e-5, rtol=1e-4, autocast=None, **kw):
+    """Tracked forward + backward vs the loop reference: ``S`` and the gradient."""
+    refs = loop_per_sample_grads(model, loss_fn, x, y)
+    if autocast is not None:  # the reference under the same autocast
+        with torch.autocast("cpu", dtype=autocast):
+            refs = loop_per_sample_grads(model, lambda o, t: loss_fn(o.float(), t), x, y)
+    model.zero_grad()
+    with track(model, **kw):
+        ctx = torch.autocast("cpu", dtype=autocast) if autocast else torch.enable_grad()
+        with ctx:
+            out = model(x)
+        loss_fn(out.float(), y).backward()
+        for name, p in model.named_parameters():
+            st = p.autoopt_stats
+            assert st.batch_size == x.shape[0] and not st.stale, name
+            assert st.sum_sq.dtype == torch.float32, name
+            expected = refs[name].double().square().sum(0)
+            torch.testing.assert_close(
+                st.sum_sq.double(), expected, atol=atol, rtol=rtol, msg=lambda m, k=name: f"{k}: {m}"
+            )
+            torch.testing.assert_close(  # bf16 autograd: a few elements off by its rounding
+                p.grad * st.grad_scale, refs[name].mean(0), atol=atol * (5 if autocast else 1),
+                rtol=rtol, msg=lambda m, k=name: f"{k} grad: {m}",
+            )
+
+
+# ----------------------------------------------------------------------------- autocast
+class SmallMixed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.lin = nn.Linear(4 * 4 * 4, 8)
+        self.ln = nn.LayerNorm(8)
+        self.seq = nn.Linear(4, 3)  # 3-D input
+        self.head = nn.Linear(8 + 3, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        a = self.ln(torch.relu(self.lin(h.flatten(1))))
+        b = self.seq(h.flatten(2).transpose(1, 2)).mean(1)
+        return self.head(torch.cat([a, b.to(a.dtype)], 1))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_autocast_bfloat16_matches_the_reference_under_autocast(fused):
+    torch.manual_seed(0)
+    model = SmallMixed()
+    x, y = torch.randn(6, 2, 6, 6), torch.randint(0, 3, (6,))
+    _check(model, x, y, autocast=torch.bfloat16, atol=1e-3, rtol=5e-2, fused=fused)
+
+
+# ----------------------------------------------------------------------------- tied weights
+class TiedLM(nn.Module):
+    """An embedding shared with the output layer, and a Linear used twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 6)
+        self.mix = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 10, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, tokens):
+        h = torch.tanh(self.mix(torch.tanh(self.mix(self.emb(tokens)))))
+        return self.out(h.mean(1))
+
+
+def test_tied_weights_add_per_sample_gradients_over_their_uses():
+    torch.manual_seed(1)
+    model = TiedLM()
+    _check(model, torch.randint(0, 10, (7, 5)), torch.randint(0, 10, (7,)))
+
+
+def test_tied_weights_with_one_use_frozen_elsewhere():
+    torch.manual_seed(2)
+    a, b = nn.Linear(4, 4), nn.Linear(4, 3)
+    b.weight = nn.Parameter(torch.randn(3, 4))
+    c = nn.Linear(4, 3)
+    c.weight = b.weight  # tied, different bias
+    model = nn.Sequential(a, nn.Tanh(), b)
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.c = model, c
+
+        def forward(self, x):
+            return self.body(x) + self.c(torch.tanh(x))
+
+    _check(Two(), torch.randn(5, 4), torch.randint(0, 3, (5,)))
+
+
+# ----------------------------------------------------------------------------- attention
+class Attn(nn.Module):
+    """MHA on one input ``(N, L + S, E)``: the first L positions query, the rest key/value."""
+
+    def __init__(self, mode, batch_first, need_weights, kdim=None, length=4):
+        super().__init__()
+        self.mode, self.bf, self.nw, self.length = mode, batch_first, need_weights, length
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=batch_first, kdim=kdim, vdim=kdim)
+        self.kv = nn.Linear(8, kdim or 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        q, src = x[:, : self.length], x[:, self.length :]
+        k = self.kv(src)
+        v = torch.tanh(k) if self.mode in ("cross", "separate") else k
+        if self.mode == "self":
+            q = k = v = self.kv(x)
+        t = (lambda a: a) if self.bf else (lambda a: a.transpose(0, 1))
+        if self.mode == "self":
+            q = k = v = t(q)
+        else:
+            q, k, v = t(q), t(k), (t(k) if self.mode == "kv" else t(v))
+        mask = torch.zeros(x.shape[0], k.shape[0 if not self.bf else 1], dtype=torch.bool)
+        mask[:, -1] = True
+        out, _ = self.mha(q, k, v, key_padding_mask=mask, need_weights=self.nw)
+        return self.head(t(out).mean(1))
+
+
+ATTN_CASES = [
+    ("self", True, False),
+    ("self", False, True),
+    ("kv", True, True),
+    ("cross", False, False),
+    ("separate", True, False),
+]
+
+
+@pytest.mark.parametrize("mode,batch_first,need_weights", ATTN_CASES)
+def test_multihead_attention_outputs_and_statistics(mode, batch_first, need_weights):
+    torch.manual_seed(3)
+    model = Attn(mode, batch_first, need_weights, kdim=6 if mode == "separate" else None)
+    x, y = torch.randn(5, 7, 8), torch.randint(0, 3, (5,))
+    plain = model(x)
+    with track(model):
+        assert torch.equal(model(x), plain)  # the decomposed forward is torch's, op for op
+    _check(model, x, y)
+
+
+def test_multihead_attention_causal_mask_unbatched_and_refusals():
+    torch.manual_seed(4)
+    mha = nn.MultiheadAttention(8, 2)
+    x = torch.randn(5, 8)  # unbatched (L, E)
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    plain = mha(x, x, x, attn_mask=mask, is_causal=True, need_weights=False)[0]
+    with track(mha):
+        out = mha(x, x, x, attn_mask=mask, is_causal=True, need_weights=False)[0]
+        assert torch.equal(out, plain)
+        out.sum().backward()
+        assert mha.in_proj_weight.autoopt_stats.batch_size == 1
+    with pytest.raises(UnsupportedModuleError, match="bias_k"):
+        track(nn.MultiheadAttention(8, 2, add_bias_kv=True))
+    zero = nn.MultiheadAttention(8, 2, add_zero_attn=True)
+    with track(zero), pytest.raises(UnsupportedModuleError, match="add_zero_attn"):
+        zero(x, x, x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, batch_first):
+        super().__init__()
+        self.bf = batch_first
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=batch_first)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.enc(x if self.bf else x.transpose(0, 1), is_causal=False)
+        return self.head((h if self.bf else h.transpose(0, 1)).mean(1))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_encoder_layer_both_layouts(batch_first):
+    torch.manual_seed(5)
+    model = Encoder(batch_first)
+    x, y = torch.randn(4, 6, 8), torch.randint(0, 3, (4,))
+    plain = model(x)
+    with track(model):
+        torch.testing.assert_close(model(x), plain, atol=1e-6, rtol=1e-6)
+    _check(model, x, y)
+
+
+class SdpaBlock(nn.Module):
+    """Attention written with F.scaled_dot_product_attention between Linear layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj, self.head = nn.Linear(8, 24), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.head(self.proj(h.transpose(1, 2).reshape(n, t, 8)).mean(1))
+
+
+def test_sdpa_attention_from_linear_layers():
+    torch.manual_seed(6)
+    _check(SdpaBlock(), torch.randn(5, 6, 8), torch.randint(0, 3, (5,)))
