@@ -72,3 +72,70 @@ def test_a_store_named_like_a_report_is_refused(tmp_path, capsys, monkeypatch):
     assert not (out / "arena.json").exists()
     rc = main(["reproduce", "--out", str(out), "--store", str(out / "summary.json")])
     assert rc == 2 and "summary.json" in _one_line(capsys, "reproduce")
+
+
+SCENARIO = """name="p"
+dataset="fashion-mnist"
+model="mnist_cnn"
+seed=0
+batch_size=16
+[[segments]]
+name="a"
+steps=3
+[[segments]]
+name="b"
+steps=3
+shifts=[{kind="inversion"}]
+"""
+
+
+def _stream(tmp_path, out, optimizer="sgd:lr=0.05", *extra):
+    sc = tmp_path / "p.toml"
+    sc.write_text(SCENARIO)
+    return ["stream", str(sc), "--optimizer", optimizer, "--out", str(out), "--threads", "1",
+            *extra]
+
+
+@pytest.mark.parametrize("bad", ["sgd:lr=-1", "autosgd:ewma=5"])
+def test_a_refused_spec_writes_nothing_and_leaves_the_folder_free(tmp_path, capsys,
+                                                                   fmnist_train, bad):
+    out = tmp_path / "out"
+    assert main(_stream(tmp_path, out, bad)) == 2
+    line = _one_line(capsys, "stream")
+    assert bad.split(":")[0] in line
+    assert not (out / "stream.json").exists() and not (out / "runs").exists()
+    assert main(_stream(tmp_path, out)) == 0
+
+
+def test_a_folder_in_use_by_another_stream_is_refused_at_once(tmp_path, capsys, fmnist_train):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".stream.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"4242")
+        assert main(_stream(tmp_path, out)) == 3
+        line = _one_line(capsys, "stream")
+        assert "in use by another stream command (pid 4242)" in line
+        assert not (out / "stream.json").exists()
+    finally:
+        os.close(fd)
+    assert main(_stream(tmp_path, out)) == 0  # released: the folder is free again
+
+
+def test_checkpoints_are_written_under_unique_temporary_names(tmp_path, fmnist_train):
+    from autoopt_lab.streams import StreamRun
+    from autoopt_lab.streams.scenario import parse_scenario
+
+    x, y, info = fmnist_train
+    run = StreamRun(parse_scenario(SCENARIO), "sgd", hparams={"lr": 0.1}, device="cpu",
+                    data=(x[:500], y[:500], info))
+    run.run(2)
+    other = tmp_path / "run.ckpt.tmp"  # another process's temporary file
+    other.write_bytes(b"theirs")
+    run.save_checkpoint(tmp_path / "run.ckpt")
+    assert other.read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt", "run.ckpt.tmp"]

@@ -36,7 +36,7 @@ from .aggregate import aggregate_seeds
 from .baselines import Cache, JsonCache, tune_baseline, tuning_grid
 from .checks import DEFAULT_MAX_STEPS, check_size
 from .identity import canonical, data_fingerprint, differences, library_version, scenario_hash
-from .outdir import claim_output, record_files
+from .outdir import atomic_write_text, claim_output, record_files, release_output
 from .plot import plot_comparison, plot_run
 from .run import StreamRun
 from .scenario import Scenario
@@ -96,9 +96,8 @@ def run_one(scenario: Scenario, name: str, options: dict[str, Any], *, data: Any
         run.close()
     if files is not None:
         trace.to_parquet(_with(files, ".parquet"), index=False)
-        tmp = _with(files, ".json.tmp")
-        tmp.write_text(_json({"identity": run.identity, "summary": summary}))
-        tmp.replace(_with(files, ".json"))
+        atomic_write_text(_with(files, ".json"), _json({"identity": run.identity,
+                                                         "summary": summary}))
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return trace, summary
@@ -149,6 +148,7 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
     check_size(scenario, max_steps=max_steps, data_size=int(data[0].shape[0]),
                max_batch=max_batch)
     keys = [entry_key(n, o) for n, o in entries]
+    check_entries(entries)  # a bad value is refused before the folder is claimed
     outp = Path(out) if out is not None else None
     runs_dir = None
     if outp is not None:
@@ -160,10 +160,34 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
         }, fresh=fresh)
         runs_dir = outp / "runs"
         runs_dir.mkdir(exist_ok=True)
-    if check_only:
+    if check_only:  # the folder stays locked for the run that follows in this process
         return pd.DataFrame(), {}
-        if tuning_cache is None:
-            tuning_cache = outp / "tuning.json"
+    try:
+        return _run_all(scenario, entries, keys, seeds, outp, runs_dir, data, dev, grid,
+                        tuning_cache, baseline_hparams, checkpoint_every, fresh, progress,
+                        max_steps, max_batch)
+    finally:
+        if outp is not None:
+            release_output(outp)
+
+
+def check_entries(entries: Sequence[Entry]) -> None:
+    """Build every optimizer once on a tiny module, so that a bad option value (``lr=-1``,
+    ``ewma=5``) is one ``ValueError`` naming the optimizer before anything is written."""
+    probe = torch.nn.Linear(2, 2)
+    for name, opts in entries:
+        options = dict(opts)
+        spec = registry.get(name)
+        if needs_tuning(name, options):
+            options.update({k: 0.01 for k in spec.required if options.get(k) is None})
+        try:
+            registry.build(name, probe, **options).close()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"optimizer {entry_key(name, opts)!r}: {exc}") from None
+
+
+def _run_all(scenario, entries, keys, seeds, outp, runs_dir, data, dev, grid, tuning_cache,
+             baseline_hparams, checkpoint_every, fresh, progress, max_steps, max_batch):
     cache = JsonCache(tuning_cache) if isinstance(tuning_cache, str | Path) else tuning_cache
     summary: dict[str, Any] = {
         "scenario": scenario.name, "source": scenario.source,

@@ -7,6 +7,11 @@ empty folder is claimed; a folder holding the results of the *same* configuratio
 with the difference named, unless ``fresh=True``, which deletes the files this harness wrote
 there (never anything else) and starts afresh.
 
+One stream command at a time per folder: :func:`lock_output` takes an exclusive lock
+(``fcntl.flock`` on ``.stream.lock``, released by the system when the process ends, even by
+``kill -9``); a second command is refused at once with :class:`OutputBusyError` naming the
+holder's pid. Every file is written under a unique temporary name, then renamed.
+
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> claim_output(d, {"seeds": [0]}), claim_output(d, {"seeds": [0]})
@@ -19,15 +24,18 @@ autoopt_lab.streams.outdir.OutputExistsError: ... holds the results of another r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from .identity import canonical, differences
 
-__all__ = ["MANIFEST", "OutputExistsError", "claim_output", "ensure_writable", "record_files"]
+__all__ = ["MANIFEST", "OutputBusyError", "OutputExistsError", "atomic_write_text",
+           "claim_output", "ensure_writable", "lock_output", "record_files", "release_output"]
 
 #: The manifest file of an output folder.
 MANIFEST = "stream.json"
@@ -37,6 +45,54 @@ _OWN = ("trace.parquet", "summary.json", "comparison.png", "runs", "table.md", "
 
 class OutputExistsError(ValueError):
     """The output folder holds results of another configuration."""
+
+
+class OutputBusyError(OSError):
+    """Another process is writing into the output folder."""
+
+
+#: The lock file of an output folder, and the folders this process holds (path -> fd).
+LOCK = ".stream.lock"
+_HELD: dict[Path, int] = {}
+
+
+def lock_output(out: str | os.PathLike[str]) -> None:
+    """Hold ``out`` for this process (again: no-op) or raise :class:`OutputBusyError`."""
+    key = Path(out).resolve()
+    if key in _HELD:
+        return
+    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise OutputBusyError(f"output folder {out} is in use by another stream command (pid "
+                              f"{holder}); nothing was changed. Wait for it to finish, or "
+                              "write to another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD[key] = fd
+
+
+def release_output(out: str | os.PathLike[str]) -> None:
+    """Let other processes write into ``out`` again."""
+    fd = _HELD.pop(Path(out).resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def ensure_writable(path: str | os.PathLike[str]) -> Path:
@@ -64,9 +120,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def _write_manifest(out: Path, data: dict[str, Any]) -> None:
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(canonical(data), indent=1))
-    tmp.replace(out / MANIFEST)
+    atomic_write_text(out / MANIFEST, json.dumps(canonical(data), indent=1))
 
 
 def _clear(out: Path, manifest: dict[str, Any] | None) -> None:
@@ -82,8 +136,10 @@ def _clear(out: Path, manifest: dict[str, Any] | None) -> None:
 
 def claim_output(out: str | os.PathLike[str], identity: dict[str, Any], *,
                  fresh: bool = False) -> str:
-    """Claim ``out`` for a call of this ``identity``; returns ``"new"`` or ``"resume"``."""
+    """Claim ``out`` for a call of this ``identity``; returns ``"new"`` or ``"resume"``.
+    The folder is locked for this process first (:func:`lock_output`)."""
     out = ensure_writable(out)
+    lock_output(out)
     manifest_path = out / MANIFEST
     old = _read_manifest(manifest_path) if manifest_path.exists() else None
     if old is not None:
