@@ -49,7 +49,7 @@ def error_exit_code(exc: BaseException) -> int | None:
 
     if isinstance(exc, (DataUnavailableError, OSError)):
         return EXIT_IO
-    if isinstance(exc, (ValueError, TypeError, KeyError, ImportError)):
+    if isinstance(exc, (ValueError, TypeError, KeyError, ImportError, argparse.ArgumentTypeError)):
         return EXIT_USAGE
     return None
 

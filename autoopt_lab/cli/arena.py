@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
     p.add_argument("--no-timing", action="store_true", help="skip the step-time measurement")
     p.add_argument("--dry-run", action="store_true", help="count the runs and exit")
+    p.add_argument("--max-runs", type=int, default=None,
+                   help="refuse plans of more runs than this (default 100,000)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=main)
 
@@ -102,9 +104,12 @@ def main(args: argparse.Namespace) -> int:
         check_output_file,
         check_store_path,
     )
+    from autoopt_lab.experiments.sweep import DEFAULT_MAX_RUNS, check_plan_size
 
     plan = _plan(args)
     resolve_device(plan.device)
+    check_plan_size(len(plan.batch_sizes) * len(plan.seeds) * plan.settings_count(),
+                    args.max_runs or DEFAULT_MAX_RUNS, what="arena")
     configs = plan.configs()  # validates every contender and option
     out = check_output_dir(args.out, "--out")
     store_path = check_output_file(check_store_path(args.store or out / "arena.sqlite"),

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None, help="data directory (default $AUTOOPT_DATA)")
     p.add_argument("--name", default=None, help="a tag stored with every run")
     p.add_argument("--dry-run", action="store_true", help="count the runs and exit")
+    p.add_argument("--max-runs", type=int, default=None,
+                   help="refuse plans of more runs than this (default 100,000)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=main)
 
@@ -50,7 +52,10 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore, run_sweep
     from autoopt_lab.experiments.options import configs_from_args
+    from autoopt_lab.experiments.sweep import DEFAULT_MAX_RUNS, check_plan_size
 
+    one_seed = configs_from_args(argparse.Namespace(**{**vars(args), "seeds": args.seeds[:1]}))
+    check_plan_size(len(one_seed) * len(args.seeds), args.max_runs or DEFAULT_MAX_RUNS)
     configs = configs_from_args(args)
     resolve_device(args.device)
     store = ResultsStore(args.store)

@@ -50,6 +50,40 @@ class SweepReport:
         }
 
 
+#: Plans of more runs than this are refused before any is built (``--max-runs`` raises it).
+DEFAULT_MAX_RUNS = 100_000
+
+
+class PlanTooLargeError(ValueError):
+    """A plan so large that it is surely a typo; the message gives its size and an estimate."""
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` in the largest unit that fits, e.g. ``"3 years"``."""
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds / 60:,.0f} minutes"
+
+
+def check_plan_size(n_runs: int, max_runs: int = DEFAULT_MAX_RUNS, *, what: str = "sweep",
+                    seconds_per_run: float = 1.0) -> None:
+    """Refuse (:class:`PlanTooLargeError`) a plan of more than ``max_runs`` runs.
+
+    >>> try:
+    ...     check_plan_size(10**8)
+    ... except PlanTooLargeError as exc:
+    ...     print(str(exc)[:71])
+    the sweep plans 100,000,000 runs, over the limit of 100,000: at 1 s per
+    """
+    if n_runs > max_runs:
+        raise PlanTooLargeError(
+            f"the {what} plans {n_runs:,} runs, over the limit of {max_runs:,}: at "
+            f"{seconds_per_run:g} s per run (a tiny one) that is about "
+            f"{duration_text(n_runs * seconds_per_run)}; nothing was planned or run. Narrow "
+            "--seeds, --batch-sizes or the optimizers, or raise --max-runs")
+
+
 def pending_runs(
     configs: Iterable[RunConfig],
     store: ResultsStore,
