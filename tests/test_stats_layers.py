@@ -212,3 +212,61 @@ class SdpaBlock(nn.Module):
 def test_sdpa_attention_from_linear_layers():
     torch.manual_seed(6)
     _check(SdpaBlock(), torch.randn(5, 6, 8), torch.randint(0, 3, (5,)))
+
+
+# ----------------------------------------------------------------------------- LSTM / GRU
+class Recurrent(nn.Module):
+    def __init__(self, kind, batch_first, layers, bidirectional, bias=True):
+        super().__init__()
+        self.bf = batch_first
+        self.rnn = getattr(nn, kind)(
+            3, 5, num_layers=layers, batch_first=batch_first, bidirectional=bidirectional,
+            bias=bias,
+        )
+        self.head = nn.Linear(5 * (2 if bidirectional else 1), 3)
+
+    def forward(self, x):  # (N, T, 3)
+        out, _ = self.rnn(x if self.bf else x.transpose(0, 1))
+        out = out if self.bf else out.transpose(0, 1)
+        return self.head(out.mean(1) + out[:, -1])
+
+
+RNN_CASES = [
+    ("LSTM", True, 1, False, True),
+    ("LSTM", False, 2, True, True),
+    ("GRU", True, 2, False, False),
+    ("GRU", False, 1, True, True),
+]
+
+
+@pytest.mark.parametrize("kind,batch_first,layers,bidirectional,bias", RNN_CASES)
+def test_lstm_gru_outputs_and_statistics(kind, batch_first, layers, bidirectional, bias):
+    torch.manual_seed(7)
+    model = Recurrent(kind, batch_first, layers, bidirectional, bias)
+    x, y = torch.randn(4, 6, 3), torch.randint(0, 3, (4,))
+    seq = x if batch_first else x.transpose(0, 1)
+    dirs = 2 if bidirectional else 1
+    hx = torch.randn(layers * dirs, 4, 5)
+    hx = (hx, torch.randn_like(hx)) if kind == "LSTM" else hx
+    plain = model.rnn(seq, hx)
+    with track(model):
+        tracked = model.rnn(seq, hx)
+    torch.testing.assert_close(tracked, plain, atol=1e-6, rtol=1e-5)
+    _check(model, x, y)
+
+
+def test_lstm_unbatched_and_refusals():
+    torch.manual_seed(8)
+    lstm = nn.LSTM(3, 4)
+    x = torch.randn(5, 3)  # unbatched (T, I)
+    plain = lstm(x)
+    with track(lstm):
+        out, (h, c) = lstm(x)
+        torch.testing.assert_close((out, (h, c)), plain, atol=1e-6, rtol=1e-5)
+        h.sum().backward()
+        assert lstm.weight_hh_l0.autoopt_stats.batch_size == 1
+        packed = nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 3), [5, 3])
+        with pytest.raises(UnsupportedModuleError, match="PackedSequence"):
+            lstm(packed)
+    with pytest.raises(UnsupportedModuleError, match="weight_hr_l0"):  # proj_size
+        track(nn.LSTM(3, 4, proj_size=2))

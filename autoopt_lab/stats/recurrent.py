@@ -130,12 +130,12 @@ def _direction(
         h = _Recurrent.apply(h, w_hh, b_hh, steps, (names[2:], report))
     w, b = w_hh.detach(), None if b_hh is None else b_hh.detach()
     outs = []
-    for t in range(x.shape[0]):
+    for t, gi_t in enumerate(gi.unbind(0)):  # one backward for all steps (gi[t]: one each)
         gh = F.linear(h, w, b)
         if gh.requires_grad:
             steps["inputs"][t] = h.detach()
             gh.register_hook(_keep(steps, t))
-        h, c = _cell(lstm, gi[t], gh, h, c)
+        h, c = _cell(lstm, gi_t, gh, h, c)
         outs.append(h)
     return torch.stack(outs), h, c
 
