@@ -11,7 +11,8 @@ an unwritable path, a damaged store) by raising ``OSError`` or
 :class:`~autoopt_lab.data.errors.DataUnavailableError`. :func:`main` prints one line,
 ``autoopt-lab <command>: <message>``, to stderr and exits with 2 (bad input) or 3
 (input/output) without a traceback; ``-v`` shows the traceback. A closed pipe
-(``autoopt-lab stream --list | head``) ends quietly.
+(``autoopt-lab stream --list | head``) ends quietly. Ctrl-C prints one line saying what was
+kept and how to resume (a subcommand's ``on_interrupt(args)`` default says it) and exits 130.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Exit codes of :func:`main`.
-EXIT_USAGE, EXIT_IO = 2, 3
+EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def error_exit_code(exc: BaseException) -> int | None:
@@ -52,6 +53,24 @@ def error_exit_code(exc: BaseException) -> int | None:
     if isinstance(exc, (ValueError, TypeError, KeyError, ImportError, argparse.ArgumentTypeError)):
         return EXIT_USAGE
     return None
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command kept and how to resume it (never raises)."""
+    hint = getattr(args, "on_interrupt", None)
+    try:
+        return hint(args) if hint is not None else "nothing more was written"
+    except Exception as exc:  # noqa: BLE001 - the message must not fail
+        return f"rerun the same command to resume ({exc})"
+
+
+def store_kept(path: str | os.PathLike[str]) -> str:
+    """``on_interrupt`` text for a command that writes runs into the results store ``path``."""
+    from autoopt_lab.experiments import ResultsStore
+
+    n = ResultsStore(path).count() if os.path.exists(path) else 0
+    return (f"{n} finished run{'s' if n != 1 else ''} kept in {path}; rerun the same command "
+            "to resume (finished runs are not redone)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        sys.stderr.write(f"\nautoopt-lab {args.command}: interrupted; {interrupted(args)}\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly, as other Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

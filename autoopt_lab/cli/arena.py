@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+
+from autoopt_lab.cli import store_kept
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-runs", type=int, default=None,
                    help="refuse plans of more runs than this (default 100,000)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, on_interrupt=lambda args: store_kept(
+        args.store or os.path.join(args.out, "arena.sqlite")))
 
 
 def _plan(args: argparse.Namespace):

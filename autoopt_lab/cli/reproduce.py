@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
+from autoopt_lab.cli import store_kept
 from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
 
 
@@ -70,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "then says so); by default --full refuses it",
     )
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, on_interrupt=lambda args: store_kept(
+        args.store or os.path.join(args.out, "results.sqlite")))
 
 
 def main(args: argparse.Namespace) -> int:

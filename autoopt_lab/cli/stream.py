@@ -86,7 +86,20 @@ def register(subparsers: Any) -> None:
                    help="only check the scenarios (schema, sizes, model against the data) and "
                    "estimate how long each run would take")
     add_run_options(p)
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, on_interrupt=_kept)
+
+
+def _kept(args: argparse.Namespace) -> str:
+    """What an interrupted ``stream`` kept: finished runs, and checkpoints when asked."""
+    if not args.out:
+        return "nothing was written"
+    from pathlib import Path
+
+    n = sum(1 for _ in Path(args.out).glob("**/runs/*.json"))
+    ckpt = (f" and each unfinished run's last checkpoint (every {args.checkpoint_every} steps)"
+            if args.checkpoint_every else "")
+    return (f"{n} finished run{'s' if n != 1 else ''}{ckpt} kept in {args.out}; rerun the same "
+            "command to resume")
 
 
 def _list() -> int:

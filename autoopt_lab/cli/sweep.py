@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from autoopt_lab.cli import store_kept
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from autoopt_lab.experiments.executors import executor_names
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-runs", type=int, default=None,
                    help="refuse plans of more runs than this (default 100,000)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, on_interrupt=lambda args: store_kept(args.store))
 
 
 def main(args: argparse.Namespace) -> int:

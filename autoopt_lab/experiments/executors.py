@@ -4,6 +4,10 @@
 Executors plug in by name through :func:`register_executor`; ``serial`` (in this process)
 and ``process`` (a pool of worker processes on this machine) are built in.
 
+Worker processes die with their parent (a watchdog thread ends a worker whose parent is
+gone, even after ``kill -9``) and ignore Ctrl-C, which the parent handles: on
+``KeyboardInterrupt`` a sweep calls :meth:`Executor.abort`, which ends its workers at once.
+
 >>> ex = make_executor("serial")
 >>> isinstance(ex, Executor)
 True
@@ -15,6 +19,9 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -77,6 +84,24 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers (no-op by default)."""
 
+    def abort(self) -> None:
+        """Stop now (Ctrl-C): cancel queued runs and end running workers without waiting."""
+        pool = getattr(self, "_pool", None)
+        if isinstance(pool, cf.ProcessPoolExecutor):
+            terminate_pool(pool)
+        else:
+            self.close()
+
+
+def terminate_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Shut ``pool`` down without waiting for its running tasks: its workers are ended."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+
 
 class SerialExecutor(Executor):
     """One run after another in this process, with a per-run progress bar."""
@@ -90,8 +115,29 @@ class SerialExecutor(Executor):
             yield execute_config(config, self.data_root, self.progress)
 
 
+def die_with_parent(poll_s: float = 1.0) -> None:
+    """End this process (``os._exit``) as soon as its parent is gone (its sentinel closes,
+    even after ``kill -9`` and even if that happened before this call), and leave Ctrl-C
+    to the parent (the sweep), which ends its workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    ppid = os.getppid()
+
+    def watch() -> None:
+        if parent is not None:
+            parent.join()  # returns when the parent's end of the pipe closes
+        else:
+            while os.getppid() == ppid:
+                time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def init_worker(threads: int, data_root: str | None) -> None:
-    """Set up a spawned worker process: its torch threads and the data root."""
+    """Set up a spawned worker process: it dies with its parent, ignores Ctrl-C, and has its
+    torch threads and the data root."""
+    die_with_parent()
     import torch
 
     torch.set_num_threads(threads)

@@ -165,6 +165,11 @@ def run_sweep(
                 report.failed += 1
                 logger.warning("run %s failed:\n%s", outcome.config.label(), outcome.error)
             bar.update(1)
+    except KeyboardInterrupt:
+        if own:
+            ex.abort()
+            own = False
+        raise
     finally:
         bar.close()
         report.wall_time_s = time.perf_counter() - t0
