@@ -270,3 +270,54 @@ def test_lstm_unbatched_and_refusals():
             lstm(packed)
     with pytest.raises(UnsupportedModuleError, match="weight_hr_l0"):  # proj_size
         track(nn.LSTM(3, 4, proj_size=2))
+
+
+# ----------------------------------------------------------------------------- BatchNorm
+def _contributions_reference(x, y, lin1, bn, lin2):
+    """Per-sample contributions by autograd: every sample gets its own copy of each
+    parameter, the batch loss is differentiated with respect to the copies."""
+    n = x.shape[0]
+    copies = [p.detach().expand(n, *p.shape).clone().requires_grad_() for p in (
+        lin1.weight, lin1.bias, bn.weight, bn.bias, lin2.weight, lin2.bias)]
+    w1, b1, g, b, w2, b2 = copies
+    z = torch.einsum("nhd,nd->nh", w1, x) + b1
+    h = torch.relu(F.batch_norm(z, None, None, training=True, eps=bn.eps) * g + b)
+    out = torch.einsum("nch,nh->nc", w2, h) + b2
+    grads = torch.autograd.grad(F.cross_entropy(out, y), copies)
+    names = ["0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]
+    return {k: n * v for k, v in zip(names, grads, strict=True)}  # each sample's own scale
+
+
+def test_batchnorm_contributions_match_autograd_per_sample_copies():
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    ref = _contributions_reference(x, y, model[0], model[1], model[3])
+    with track(model, batchnorm="contributions"):
+        F.cross_entropy(model(x), y).backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(p.autoopt_stats.sum_sq, ref[name].square().sum(0))
+            torch.testing.assert_close(p.grad, ref[name].mean(0))  # they sum to the gradient
+
+
+def test_batchnorm2d_contributions_and_the_default_refusal():
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(27, 2))
+    model[0].requires_grad_(False)
+    model[3].requires_grad_(False)
+    x, y = torch.randn(6, 2, 5, 5), torch.randint(0, 2, (6,))
+    with torch.no_grad():
+        a = model[0](x)
+    g = model[1].weight.detach().expand(6, 3).clone().requires_grad_()
+    b = model[1].bias.detach().expand(6, 3).clone().requires_grad_()
+    xhat = F.batch_norm(a, None, None, training=True, eps=model[1].eps)
+    out = model[3](model[2](xhat * g[:, :, None, None] + b[:, :, None, None]))
+    ref = [6 * t for t in torch.autograd.grad(F.cross_entropy(out, y), [g, b])]
+    with track(model, batchnorm="contributions"):
+        F.cross_entropy(model(x), y).backward()
+        torch.testing.assert_close(model[1].weight.autoopt_stats.sum_sq, ref[0].square().sum(0))
+        torch.testing.assert_close(model[1].bias.autoopt_stats.sum_sq, ref[1].square().sum(0))
+    with track(model), pytest.raises(UnsupportedModuleError, match="batchnorm=.contributions"):
+        model(x)
+    with pytest.raises(ValueError, match="batchnorm"):
+        track(model, batchnorm="split")

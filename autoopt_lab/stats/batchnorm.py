@@ -10,9 +10,14 @@ of each sample position to the batch gradient instead:
 * a layer before a BatchNorm: its usual rule applied to the gradient that reached sample
   ``i``'s position, which includes the terms of the batch mean and variance.
 
-These sum exactly to the batch gradient; their spread is not the spread of independent
-per-sample gradients (docs/statistics.md gives the measured difference). ``"refuse"`` (the
-default) raises :class:`~autoopt_lab.stats.rules.UnsupportedModuleError` instead.
+These sum exactly to the batch gradient, but their spread is not the spread of independent
+per-sample gradients. Measured on a small CNN with two BatchNorm2d layers (Fashion-MNIST,
+N = 64; the truth is the variance of the batch gradient over 300 batches), eq. (22)'s ``V``
+from contributions was 1.41x the truth at initialisation and 1.69x after 300 SGD steps
+(mean of 30 batches); 8 micro-batch splits, each its own forward, gave 1.06x and 1.10x with
+3-6x the batch-to-batch spread and 8 forwards. So ``"refuse"`` stays the default (an
+:class:`~autoopt_lab.stats.rules.UnsupportedModuleError` naming this option); with
+``"contributions"`` the Auto optimizers see a noise about 1.5x too large.
 
 >>> import torch
 >>> from autoopt_lab.stats import track

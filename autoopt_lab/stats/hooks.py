@@ -236,6 +236,11 @@ class Tracker:
             return
         rule = self._rule(module)
         problem = rule.check(module) if rule.check else None
+        if problem and batchnorm.uses_batch_statistics(module):
+            problem += (
+                "; or track(model, batchnorm='contributions') for each sample's contribution "
+                "to the batch gradient (autoopt_lab.stats.batchnorm)"
+            )
         if problem:
             raise UnsupportedModuleError(f"{type(module).__name__}: {problem}")
         key = self._key(module)
