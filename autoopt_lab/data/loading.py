@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from . import sources
+from . import fingerprint, sources
 from .errors import DataUnavailableError
 from .info import DatasetInfo
+from .labels import NUM_CLASSES, check_labels
 from .root import data_root, downloads_allowed
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def _load_raw(name: str, train: bool, root: str, download: bool) -> sources.RawA
             logger.debug("%s: %s failed: %s", name, label, exc)
             tried.append((label, str(exc)))
             continue
+        check_labels(name, raw.y, raw.source, raw.location)
         logger.info("loaded %s (%s) from %s", name, "train" if train else "test", raw.source)
         return raw
     raise DataUnavailableError(name, tried, _fix_command(name, root_path, tried))
@@ -142,6 +144,7 @@ def load_arrays(
     allowed = downloads_allowed(download)
     raw = _load_raw(key, bool(train), root_path, allowed)
     mean, std = _train_stats(key, root_path, allowed)
+    fingerprint.note_loaded(key, root_path, allowed)
     n, c, h, w = raw.x.shape
     info = DatasetInfo(
         name=key,
@@ -150,7 +153,7 @@ def load_arrays(
         num_samples=int(n),
         is_subset=int(n) < raw.full_size,
         full_size=int(raw.full_size),
-        num_classes=int(raw.y.max().item()) + 1 if n else 0,
+        num_classes=NUM_CLASSES[key],
         channels=int(c),
         height=int(h),
         width=int(w),
@@ -166,3 +169,4 @@ def clear_cache() -> None:
     """Forget the in-process cache (after files under the root changed)."""
     _load_raw.cache_clear()
     _train_stats.cache_clear()
+    fingerprint.clear()

@@ -288,12 +288,18 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What :meth:`run_id` hashes: every field that changes the result, plus the
         optimizer's resolved options (defaults filled in, less those held in fields) when
-        it has any, so a changed library default changes the id of the runs it affects; and
-        the engine when it is not ``"loop"``."""
+        it has any, so a changed library default changes the id of the runs it affects; the
+        engine when it is not ``"loop"``; and the data's content hash when it is not the data
+        set's reference content (:mod:`autoopt_lab.data.fingerprint`)."""
         d = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_KEY}
         del d["options"]
         if d["engine"] == "loop":  # ids from before engines existed are loop runs
             del d["engine"]
+        from autoopt_lab.data.fingerprint import run_data_key
+
+        data = run_data_key(self.dataset)
+        if data is not None:  # ids from before data hashes are on the reference data
+            d["data"] = data
         carried = field_options(self.spec)
         resolved = {k: v for k, v in self.resolved_options().items() if k not in carried}
         if resolved:

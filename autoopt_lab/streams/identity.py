@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from autoopt_lab.data.fingerprint import tensor_digest
+
 from .scenario import Scenario
 
 __all__ = [
@@ -91,14 +93,9 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
     """
     key = (_tensor_key(x), _tensor_key(y))
     if key not in _DATA_CACHE:
-        h = hashlib.blake2b(digest_size=16)
-        for t in (x, y):
-            arr = t.detach().cpu().contiguous().numpy()
-            h.update(str((arr.dtype, arr.shape)).encode())
-            h.update(memoryview(arr).cast("B"))
         if len(_DATA_CACHE) > 16:
             _DATA_CACHE.clear()
-        _DATA_CACHE[key] = h.hexdigest()
+        _DATA_CACHE[key] = tensor_digest(x, y)
     return _DATA_CACHE[key]
 
 
