@@ -23,6 +23,7 @@ by ``kill -9``, leaves either the whole run or none of it):
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import io
 import json
 import math
@@ -126,6 +127,47 @@ def _damaged(path: Path, exc: BaseException) -> StoreDamagedError:
     )
 
 
+class StoreLockedError(OSError):
+    """Another process holds the store's write lock for longer than the busy timeout."""
+
+
+class ForeignStoreError(ValueError):
+    """An SQLite file of another program (tables a results store does not have)."""
+
+
+#: The tables of a results store (``runs_schema1`` only inside a migration).
+OWN_TABLES = frozenset({"meta", "runs", "epochs", "traces", "runs_schema1"})
+_RUN_COLUMNS = frozenset({"run_id", "status", "config_json", "metrics_json"})
+
+
+def _check_ours(con: sqlite3.Connection, path: Path) -> None:
+    """Refuse an SQLite database that is not a results store, before writing to it."""
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    runs = {r[1] for r in con.execute("PRAGMA table_info(runs)")} if "runs" in tables else None
+    foreign = sorted(tables - OWN_TABLES)
+    if foreign or (runs is not None and not _RUN_COLUMNS <= runs):
+        what = (f"tables {', '.join(foreign[:5])}" if foreign
+                else "a 'runs' table of another layout")
+        raise ForeignStoreError(
+            f"{path} is an SQLite database of another program ({what}), not a results "
+            "store; nothing was written to it. Give a new --store path")
+
+
+def _holders(path: Path) -> str:
+    """Processes that have ``path`` (or its WAL) open, from ``/proc`` (best effort)."""
+    targets = {str(path.resolve()), f"{path.resolve()}-wal", f"{path.resolve()}-shm"}
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        if fd_dir.parent.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) in targets for fd in fd_dir.iterdir()):
+                pids.append(fd_dir.parent.name)
+        except OSError:
+            continue
+    return f" (open in process {', '.join(pids)})" if pids else ""
+
+
 class ResultsStore:
     """Runs and their traces in one SQLite file (see the module docstring for the layout).
 
@@ -144,6 +186,7 @@ class ResultsStore:
         except OSError as exc:
             raise OSError(f"cannot create the folder of results store {self.path}: {exc}") from exc
         with self._connect() as con:
+            _check_ours(con, self.path)
             con.execute("PRAGMA journal_mode=WAL")
             _migrate_v1(con)
             con.executescript(_SCHEMA)
@@ -152,10 +195,13 @@ class ResultsStore:
                 (SCHEMA_VERSION,),
             )
 
+    #: Seconds a write waits for another process's write lock before it is refused.
+    busy_timeout_s: float = 15.0
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            con = sqlite3.connect(self.path, timeout=60.0)
+            con = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
         except sqlite3.OperationalError as exc:
             raise OSError(f"cannot open results store {self.path}: {exc}") from exc
         try:
@@ -163,13 +209,29 @@ class ResultsStore:
             with con:  # one transaction: commit on success, roll back on any error
                 yield con
         except sqlite3.DatabaseError as exc:
-            if type(exc) is sqlite3.DatabaseError:  # "not a database", "malformed" ...
-                raise _damaged(self.path, exc) from exc
-            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
-                raise OSError(f"results store {self.path} is read-only: {exc}") from exc
-            raise
+            raise self._error(exc) from exc
         finally:
             con.close()
+
+    def _error(self, exc: sqlite3.DatabaseError) -> Exception:
+        """An SQLite error as one sentence naming the store (or ``exc`` itself: a bug)."""
+        text = str(exc)
+        if type(exc) is sqlite3.DatabaseError:  # "not a database", "malformed" ...
+            return _damaged(self.path, exc)
+        if not isinstance(exc, sqlite3.OperationalError):
+            return exc
+        if "readonly" in text:
+            return OSError(f"results store {self.path} is read-only: {exc}")
+        if "locked" in text or "busy" in text:
+            return StoreLockedError(
+                f"results store {self.path} is locked by another process{_holders(self.path)} "
+                f"for over {self.busy_timeout_s:g} s; nothing was written. Wait for it to "
+                "finish, or give another --store")
+        if "disk is full" in text:
+            return OSError(errno.ENOSPC, f"No space left on device for results store "
+                           f"{self.path} ({exc}); the runs written before are kept. Free "
+                           "space and rerun the same command to resume", str(self.path))
+        return exc
 
     # -- writing ---------------------------------------------------------------------------
 
