@@ -51,7 +51,6 @@ class AutoAdam(AutoOptimizer):
     _init_state = staticmethod(P.adam_init)
     _inverse_hessian = staticmethod(P.adam_inverse_hessian)
     _current_inverse_hessian = staticmethod(P.adam_current)
-    _needs_step = True
 
     def __init__(
         self,

@@ -44,7 +44,6 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
     _init_state: Callable[[Tensor], dict[str, Tensor]]
     _inverse_hessian: InverseHessian
     _current_inverse_hessian: Callable[..., Tensor | None]
-    _needs_step: bool = False  # does the preconditioner read the step count?
 
     def __init__(
         self,
@@ -230,7 +229,7 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
             prepared.append(
                 prepare_batch(
                     group, params, states, [st for *_, st in entries], seg, sizes,
-                    type(self)._inverse_hessian, self._needs_step,
+                    type(self)._inverse_hessian,
                 )
             )
         due = self._probe_due()

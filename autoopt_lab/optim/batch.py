@@ -58,6 +58,26 @@ class Batch:
     scalar: list[int]  # tensors whose statistic came in the scalar form
 
 
+_COUNTS: dict[tuple, Tensor] = {}
+
+
+def expander(seg: Tensor, sizes: list[int]):
+    """``(P,) -> (numel,)``: each tensor's value repeated over its elements."""
+    key = (seg.device, tuple(sizes))
+    if key not in _COUNTS:
+        if len(_COUNTS) > 64:
+            _COUNTS.clear()
+        _COUNTS[key] = torch.tensor(sizes, device=seg.device)
+    counts, total = _COUNTS[key], int(seg.numel())
+
+    def expand(x: Tensor) -> Tensor:
+        if x.numel() == 1:
+            return x.reshape(())
+        return torch.repeat_interleave(x, counts, output_size=total)
+
+    return expand
+
+
 def clip_ratios(params: list[Tensor]) -> Tensor | None:
     """``||grad now||^2 / ||grad after backward||^2`` per tensor (1 where unknown), or None
     when no backward was noted. Exactly 1 for an untouched gradient."""
@@ -114,7 +134,6 @@ def prepare_batch(
     seg: Tensor,
     sizes: list[int],
     inverse_hessian: InverseHessian,
-    needs_step: bool,
 ) -> Batch:
     """Gather one group's gradients and statistics into a :class:`Batch`."""
     flat = flatten([p.grad for p in params])
@@ -135,8 +154,7 @@ def prepare_batch(
     steps = torch.stack([s["step"] for s in states])
     pre_keys = [k for k in states[0] if k not in BASE_KEYS]
     pre_state = {k: flatten([s[k] for s in states]) for k in pre_keys}
-    step_e = steps[seg] if needs_step else steps
-    inv_h, new_pre = inverse_hessian(pre_state, flat, step_e, group)
+    inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(seg, sizes))
     prev = flatten([s["momentum_buffer"] for s in states])
     sizes_n = {st.batch_size for st in stats}
     n = (

@@ -221,7 +221,8 @@ def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float | Tensor = float("inf"))
 
 
 def trust_scale(
-    update: Tensor, weights: Tensor, segments: Tensor, count: int, ratio: float
+    update: Tensor, weights: Tensor, segments: Tensor, count: int, ratio: float,
+    sizes: list[int] | None = None,
 ) -> Tensor:
     """Per tensor, the factor in (0, 1] that keeps ``||update|| <= ratio ||w||``, ``(count,)``.
 
@@ -234,10 +235,15 @@ def trust_scale(
     >>> trust_scale(u, w, torch.tensor([0, 0, 1]), 2, 0.1)
     tensor([0.2000, 1.0000], dtype=torch.float64)
     """
-    nu = torch.zeros(count, dtype=torch.float64, device=update.device)
-    nw = torch.zeros_like(nu)
-    nu.index_add_(0, segments, (update * update).to(torch.float64))
-    nw.index_add_(0, segments, (weights * weights).to(torch.float64))
+    if sizes is not None:  # per-tensor cascaded sums, no float64 copy
+        from .gamma import segment_sums
+
+        nu, nw = segment_sums(torch.stack([update * update, weights * weights]), sizes).unbind(1)
+    else:
+        nu = torch.zeros(count, dtype=torch.float64, device=update.device)
+        nw = torch.zeros_like(nu)
+        nu.index_add_(0, segments, (update * update).to(torch.float64))
+        nw.index_add_(0, segments, (weights * weights).to(torch.float64))
     limit = ratio * nw.sqrt()
     limited = (nu > limit * limit) & (nw > 0)
     return torch.where(limited, limit / nu.sqrt().clamp_min(1e-300), torch.ones_like(nu))

@@ -64,18 +64,34 @@ def segment_moments(
     (:func:`segment_sums`); the variance term is summed as ``sum_j D_j (S_j - N g0_j^2)``,
     a sum of (up to rounding) non-negative terms.
     """
-    g0 = g if data_grad is None else data_grad
-    dg = g if inv_hessian is None else inv_hessian * g
-    dp = prev if inv_hessian is None else inv_hessian * prev
-    d0 = g0 if inv_hessian is None else inv_hessian * g0
-    ds = sum_sq if inv_hessian is None else inv_hessian * sum_sq
+    same = data_grad is None or data_grad is g
+    g0 = g if same else data_grad
     n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
     if sizes is None:
+        dg = g if inv_hessian is None else inv_hessian * g
+        dp = prev if inv_hessian is None else inv_hessian * prev
+        d0 = dg if same else (g0 if inv_hessian is None else inv_hessian * g0)
+        ds = sum_sq if inv_hessian is None else inv_hessian * sum_sq
         cols = torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0], 1)
         out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
         out.index_add_(0, segments, cols.to(torch.float64))
-    else:
-        out = segment_sums(torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0]), sizes)
+    else:  # the four columns written in place into one buffer, then summed per tensor
+        cols = torch.empty(4, g.numel(), dtype=g.dtype, device=g.device)
+        dg = g if inv_hessian is None else torch.mul(inv_hessian, g, out=cols[3])
+        torch.mul(g, dg, out=cols[0])
+        if inv_hessian is None:
+            torch.mul(g, prev, out=cols[1])
+            torch.mul(prev, prev, out=cols[2])
+        else:
+            dp = inv_hessian * prev
+            torch.mul(g, dp, out=cols[1])
+            torch.mul(prev, dp, out=cols[2])
+        # V's column: D S - N g0 D g0 (for g0 = g, N g D g is N times column 0)
+        centred = cols[0] * n if same else g0 * (g0 if inv_hessian is None else
+                                                 inv_hessian * g0) * n
+        ds = sum_sq if inv_hessian is None else torch.mul(inv_hessian, sum_sq, out=cols[3])
+        torch.sub(ds, centred, out=cols[3])
+        out = segment_sums(cols, sizes)
     var = out[:, VAR] / (batch_size * (batch_size - 1))
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
 

@@ -1,7 +1,11 @@
 """Hessian estimates of Table 1, as the diagonal ``D`` of their inverse.
 
-Each preconditioner is a pair of pure functions: ``init(param) -> state`` and
-``inverse_hessian(state, g, step, options) -> (D or None, new_state)``. ``new_state`` is only
+Each preconditioner is a set of pure functions: ``init(param) -> state``,
+``inverse_hessian(state, g, step, options, expand) -> (D or None, new_state)`` and
+``current(state, step, options, expand) -> D`` (the ``D`` the last step used). ``step`` holds
+each tensor's step count, ``(P,)``, and ``expand`` turns a ``(P,)`` tensor into one value per
+element of the flat ``g``, so that per-tensor factors are formed once per tensor (no
+per-element float64 work). ``new_state`` is only
 committed by the optimizer when the step is accepted, so a rejected step leaves no trace.
 
 >>> import torch
@@ -14,13 +18,17 @@ tensor([0.3333, 0.2500])
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
 State = dict[str, Tensor]
-InverseHessian = Callable[[State, Tensor, Tensor, dict[str, Any]], tuple["Tensor | None", State]]
+InverseHessian = Callable[..., tuple["Tensor | None", State]]
+
+
+def _same(x: Tensor) -> Tensor:
+    """The default ``expand``: one tensor (a ``(P,)`` of one element broadcasts)."""
+    return x
 
 
 def sgd_init(param: Tensor) -> State:
@@ -28,7 +36,9 @@ def sgd_init(param: Tensor) -> State:
     return {}
 
 
-def sgd_inverse_hessian(state: State, g: Tensor, step: Tensor, opt: dict) -> tuple[None, State]:
+def sgd_inverse_hessian(
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
+) -> tuple[None, State]:
     """SGD: ``H = I`` (returned as None, so no multiplications happen)."""
     return None, {}
 
@@ -38,7 +48,7 @@ def adagrad_init(param: Tensor) -> State:
 
 
 def adagrad_inverse_hessian(
-    state: State, g: Tensor, step: Tensor, opt: dict
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
 ) -> tuple[Tensor, State]:
     """Eq. (12): ``H = diag(sqrt(sum_s g_s^2) + eps)``, the sum including this step."""
     total = state["sum_sq_grad"] + g * g
@@ -49,37 +59,46 @@ def adam_init(param: Tensor) -> State:
     return {"exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
 
 
-def adam_inverse_hessian(state: State, g: Tensor, step: Tensor, opt: dict) -> tuple[Tensor, State]:
+def _adam_factors(step: Tensor, opt: dict, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Per tensor ``(a, b)`` with ``D = 1 / (a sqrt(v) + b)`` for the step count ``step``:
+    ``a = c / sqrt(1 - beta2^t)``, ``b = c eps`` (``c`` as in eq. 11)."""
+    beta1, beta2 = opt["betas"]
+    t = step.to(torch.float64)
+    if opt["bias_correction"] == "step":
+        scale = 1 - beta1**t
+    else:
+        scale = torch.full_like(t, 1 - beta1)
+    return (scale / (1 - beta2**t).sqrt()).to(dtype), (scale * opt["eps"]).to(dtype)
+
+
+def adam_inverse_hessian(
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
+) -> tuple[Tensor, State]:
     """Eq. (11): ``H = c * diag(sqrt(v_hat) + eps)``.
 
     ``v_hat`` is Adam's bias-corrected second moment including this step. ``c`` is
     ``1 - beta1^t`` (``bias_correction="step"``, the paper) or the constant ``1 - beta1``
-    (``"constant"``, the authors' code).
+    (``"constant"``, the authors' code). Written ``1 / (a sqrt(v) + b)`` with per-tensor
+    ``a``, ``b`` (:func:`_adam_factors`).
     """
-    beta1, beta2 = opt["betas"]
-    t = step.to(torch.float64) + 1
-    v = state["exp_avg_sq"] * beta2 + g * g * (1 - beta2)
-    v_hat = v / (1 - beta2**t).to(g.dtype)
-    scale = (1 - beta1**t).to(g.dtype) if opt["bias_correction"] == "step" else (1 - beta1)
-    return 1.0 / (scale * (v_hat.sqrt() + opt["eps"])), {"exp_avg_sq": v}
+    beta2 = opt["betas"][1]
+    v = torch.addcmul(state["exp_avg_sq"] * beta2, g, g, value=1 - beta2)
+    a, b = _adam_factors(step + 1, opt, g.dtype)
+    return (v.sqrt() * expand(a) + expand(b)).reciprocal_(), {"exp_avg_sq": v}
 
 
-def sgd_current(state: State, step: Tensor, opt: dict) -> None:
+def sgd_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> None:
     """SGD's ``D`` as the last step used it: the identity."""
     return None
 
 
-def adagrad_current(state: State, step: Tensor, opt: dict) -> Tensor:
+def adagrad_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> Tensor:
     """AdaGrad's ``D`` as the last step used it (the stored sum includes that step)."""
     return 1.0 / (state["sum_sq_grad"].sqrt() + opt["eps"])
 
 
-def adam_current(state: State, step: Tensor, opt: dict) -> Tensor:
+def adam_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> Tensor:
     """Adam's ``D`` as the last step used it: eq. (11) with the stored second moment and
-    ``step`` (the count of steps taken, per element)."""
-    beta1, beta2 = opt["betas"]
-    t = step.to(torch.float64).clamp_min(1)
-    v_hat = state["exp_avg_sq"] / (1 - beta2**t).to(state["exp_avg_sq"].dtype)
-    g = state["exp_avg_sq"]
-    scale = (1 - beta1**t).to(g.dtype) if opt["bias_correction"] == "step" else (1 - beta1)
-    return 1.0 / (scale * (v_hat.sqrt() + opt["eps"]))
+    ``step``, the count of steps taken (at least 1)."""
+    a, b = _adam_factors(step.clamp_min(1), opt, state["exp_avg_sq"].dtype)
+    return (state["exp_avg_sq"].sqrt() * expand(a) + expand(b)).reciprocal_()

@@ -21,7 +21,7 @@ import torch
 
 from . import curvature as C
 from . import gamma as G
-from .batch import Batch
+from .batch import Batch, expander
 from .closures import closure_products
 from .flat import flatten
 
@@ -122,8 +122,8 @@ class CurvatureProbe:
                 continue
             if not all("secant" in s for s in b.states):
                 continue  # no step remembered yet (the first step, or a new tensor)
-            step_e = b.steps[b.seg] if self._needs_step else b.steps
-            d_prev = current_inverse_hessian(b.pre_state, step_e, b.group)
+            d_prev = current_inverse_hessian(b.pre_state, b.steps, b.group,
+                                             expander(b.seg, b.sizes))
             u = b.prev if d_prev is None else d_prev * b.prev  # the last update, s = -u
             moved = -G.segment_sums((u * b.flat).unsqueeze(0), b.sizes)[:, 0]
             memory = torch.stack([s["secant"] for s in b.states])

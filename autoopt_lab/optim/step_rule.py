@@ -59,7 +59,8 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     update = (ghat if b.inv_h is None else b.inv_h * ghat) * act
     factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
-        scale = C.trust_scale(update, flatten(params), seg, len(params), group["trust_ratio"])
+        scale = C.trust_scale(update, flatten(params), seg, len(params), group["trust_ratio"],
+                              sizes)
         scale_e = scale.to(b.flat.dtype)[seg]
         update, ghat = update * scale_e, ghat * scale_e
         old = torch.stack([s["trust_scale"] for s in states])
