@@ -321,3 +321,30 @@ def test_batchnorm2d_contributions_and_the_default_refusal():
         model(x)
     with pytest.raises(ValueError, match="batchnorm"):
         track(model, batchnorm="split")
+
+
+# ----------------------------------------------------------------------------- torch.compile
+@pytest.mark.parametrize("order", ["compile_then_track", "track_then_compile"])
+def test_torch_compile_in_either_order(order):
+    """Tracked layers run eagerly inside the compiled model (dynamo breaks the graph there)."""
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 4))
+    x, y = torch.randn(5, 1, 5, 5), torch.randint(0, 4, (5,))
+    refs = loop_per_sample_grads(model, F.cross_entropy, x, y)
+    if order == "compile_then_track":
+        compiled = torch.compile(model)
+        handle = track(compiled)
+    else:
+        handle = track(model)
+        compiled = torch.compile(model)
+    with handle:
+        for _ in range(2):  # the second step runs the cached graphs
+            model.zero_grad()
+            F.cross_entropy(compiled(x), y).backward()
+            for name, p in model.named_parameters():
+                torch.testing.assert_close(
+                    p.autoopt_stats.sum_sq, refs[name].square().sum(0), atol=1e-5, rtol=1e-4
+                )
+                del p.autoopt_stats
+    F.cross_entropy(compiled(x), y).backward()  # removed: nothing recorded
+    assert not any(hasattr(p, "autoopt_stats") for p in model.parameters())

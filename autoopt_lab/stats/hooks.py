@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Literal
@@ -44,6 +45,31 @@ def _replacement(module: nn.Module) -> tuple[Callable, bool] | None:
     """A tracked forward for a layer whose own forward bypasses the hooks, and whether it
     reports all its children's parameters itself (:mod:`.attention`, :mod:`.recurrent`)."""
     return attention.replacement(module) or recurrent.replacement(module)
+
+
+class _eager:  # noqa: N801 - used as a decorator-like wrapper
+    """``fn``, run eagerly under ``torch.compile`` (dynamo breaks the graph there).
+
+    ``torch._dynamo`` (1.6 s to import) is only touched once something imported it, that is
+    once ``torch.compile`` was called.
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.disabled = _disabled(fn)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if self.disabled is None:
+            self.disabled = _disabled(self.fn)
+        if self.disabled is not None:
+            return self.disabled(*args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+
+def _disabled(fn: Callable) -> Callable | None:
+    if "torch._dynamo" not in sys.modules:
+        return None
+    return torch._dynamo.disable(fn, recursive=True)
 
 
 def _square_sum(per_sample: Tensor) -> Tensor:
@@ -152,8 +178,8 @@ class Tracker:
         #: id(param) -> ids of the modules whose calls report it (several: tied weights)
         self._reporters: dict[int, list[int]] = defaultdict(list)
         self._handles = [
-            model.register_forward_pre_hook(self._enter),
-            model.register_forward_hook(self._exit, always_call=True),
+            model.register_forward_pre_hook(_eager(self._enter)),
+            model.register_forward_hook(_eager(self._exit), always_call=True),
         ]
         self._fused: list[nn.Module] = []
         covered: set[int] = set()
@@ -163,7 +189,7 @@ class Tracker:
             replaced = _replacement(module)
             if replaced is not None:  # its own forward bypasses the hooks of its children
                 forward, owns = replaced
-                module.forward = functools.partial(self._replaced_forward, module, forward)
+                module.forward = functools.partial(_eager(self._replaced_forward), module, forward)
                 self._fused.append(module)
                 if owns:
                     covered.update(id(m) for m in module.modules())
@@ -177,10 +203,10 @@ class Tracker:
             for p in direct:
                 self._reporters[id(p)].append(id(module))
             if fused and fusable(module):
-                module.forward = functools.partial(self._fused_forward, module)
+                module.forward = functools.partial(_eager(self._fused_forward), module)
                 self._fused.append(module)
             else:
-                self._handles.append(module.register_forward_hook(self._on_forward))
+                self._handles.append(module.register_forward_hook(_eager(self._on_forward)))
         setattr(model, _TRACKED, self)
 
     # -- bookkeeping ----------------------------------------------------------------------
