@@ -51,6 +51,14 @@ def resolve_device(device: str | torch.device | None = DEFAULT_DEVICE) -> torch.
                 f"device {str(device)!r} was requested but only {torch.cuda.device_count()} "
                 "CUDA device(s) exist"
             )
-    elif dev.type not in ("cpu", "mps", "xpu"):
+    elif dev.type in ("mps", "xpu"):
+        backend = getattr(torch.backends, "mps", None) if dev.type == "mps" else getattr(
+            torch, "xpu", None)
+        if backend is None or not backend.is_available():
+            raise DeviceUnavailableError(
+                f"device {str(device)!r} was requested but this machine (or this PyTorch "
+                "build) has no such device; use --device cpu or auto"
+            )
+    elif dev.type != "cpu":
         raise DeviceUnavailableError(f"device {str(device)!r} is not supported; use {DEVICE_HELP}")
     return dev

