@@ -103,6 +103,7 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.data import load_arrays
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore
+    from autoopt_lab.experiments.config import check_batch_fits
     from autoopt_lab.experiments.outputs import (
         check_output_dir,
         check_output_file,
@@ -126,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{len(configs)} runs in the arena ({len(plan.contenders())} contenders), "
               f"{len(configs) - len(todo)} already in {store_path}, {len(todo)} to do")
         return 0
-    load_arrays(plan.dataset, train=True, root=args.data_root)  # missing data: fail now
+    _, y, _ = load_arrays(plan.dataset, train=True, root=args.data_root)  # missing: fail now
+    check_batch_fits(configs, {c.dataset: len(y) for c in configs[:1]})
     result = run_arena(plan, out, store=store_path, workers=args.workers,
                        data_root=args.data_root, timing=not args.no_timing,
                        progress=not args.no_progress)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from autoopt_lab.cli import store_kept
 
@@ -53,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
     from autoopt_lab.data import load_arrays
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore, run_sweep
+    from autoopt_lab.experiments.config import check_batch_fits
     from autoopt_lab.experiments.options import configs_from_args
     from autoopt_lab.experiments.sweep import DEFAULT_MAX_RUNS, check_plan_size
 
@@ -70,8 +72,9 @@ def main(args: argparse.Namespace) -> int:
             f"{args.store}, {len(todo)} to do"
         )
         return 0
-    for dataset in sorted({c.dataset for c in configs}):  # missing data: one error, now
-        load_arrays(dataset, train=True, root=args.data_root)
+    sizes = {d: len(load_arrays(d, train=True, root=args.data_root)[1])  # missing data: now
+             for d in sorted({c.dataset for c in configs})}
+    check_batch_fits(configs, sizes)
     report = run_sweep(
         configs,
         store,
@@ -83,5 +86,20 @@ def main(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         progress=not args.no_progress,
     )
-    print(json.dumps(report.to_dict(), indent=2))
+    diverged = _diverged(configs, store, args.executor)
+    print(json.dumps({**report.to_dict(), "diverged": len(diverged)}, indent=2))
+    if diverged:
+        shown = "; ".join(diverged[:5]) + (f"; ... ({len(diverged) - 5} more)"
+                                            if len(diverged) > 5 else "")
+        print(f"WARNING: {len(diverged)} of {report.total} runs diverged (kept in {args.store}, "
+              f"column diverged): {shown}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _diverged(configs: list, store, executor: str) -> list[str]:
+    """Labels of this grid's finished runs that diverged."""
+    from autoopt_lab.experiments.sweep import pending_runs
+
+    configs, _ = pending_runs(configs, store, executor)
+    bad = store.diverged_ids()
+    return [c.label() for c in configs if c.run_id() in bad]

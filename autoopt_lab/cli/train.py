@@ -76,6 +76,7 @@ def check_before_training(args: argparse.Namespace, config) -> object | None:
     from autoopt_lab.data import load_arrays
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.experiments import ResultsStore
+    from autoopt_lab.experiments.config import check_batch_fits
     from autoopt_lab.experiments.outputs import check_distinct, check_output_file
 
     resolve_device(config.device)
@@ -85,7 +86,8 @@ def check_before_training(args: argparse.Namespace, config) -> object | None:
         if path:
             check_output_file(path, option, kind)
     store = ResultsStore(args.store) if args.store else None
-    load_arrays(config.dataset, train=True, root=args.data_root)
+    _, y, _ = load_arrays(config.dataset, train=True, root=args.data_root)
+    check_batch_fits([config], {config.dataset: len(y)})
     return store
 
 

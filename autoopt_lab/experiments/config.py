@@ -341,3 +341,15 @@ def config_key(config: dict[str, Any]) -> str:
     """
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_batch_fits(configs: list[RunConfig], n_train: dict[str, int]) -> None:
+    """A ``ValueError`` when a config's batch is larger than its training set (``n_train``:
+    samples per data set, before ``max_train_samples``): its one short batch would be
+    recorded under a batch size that never ran."""
+    for c in configs:
+        n = min(n_train[c.dataset], c.max_train_samples or n_train[c.dataset])
+        if c.batch_size > n:
+            raise ValueError(
+                f"batch size {c.batch_size} is larger than the {n:,} training samples of "
+                f"{c.dataset}; give a batch size of at most {n:,} (or more samples)")

@@ -311,6 +311,12 @@ class ResultsStore:
         with self._connect() as con:
             return {r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'done'")}
 
+    def diverged_ids(self) -> set[str]:
+        """Ids of finished runs that diverged."""
+        with self._connect() as con:
+            q = "SELECT run_id FROM runs WHERE status = 'done' AND diverged = 1"
+            return {r[0] for r in con.execute(q)}
+
     def has_run(self, run_id: str) -> bool:
         """True if ``run_id`` finished."""
         with self._connect() as con:
