@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoopt_lab.stats import UnsupportedModuleError, track
+from autoopt_lab.stats import UnsupportedModuleError, suspended, track
 from autoopt_lab.stats.loop import loop_per_sample_grads
 
 
@@ -348,3 +348,38 @@ def test_torch_compile_in_either_order(order):
                 del p.autoopt_stats
     F.cross_entropy(compiled(x), y).backward()  # removed: nothing recorded
     assert not any(hasattr(p, "autoopt_stats") for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- messages
+def test_layers_called_outside_the_tracked_forward_get_statistics_every_step():
+    """Issue 19: the second step said 'call track(model)' though it was called."""
+    from autoopt_lab.optim import AutoSGD
+
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    opt = AutoSGD(model.named_parameters())
+    with track(model):
+        for _ in range(3):
+            x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+            with suspended():  # the reference records nothing
+                refs = loop_per_sample_grads(model, F.cross_entropy, x, y)
+            opt.zero_grad()
+            h = model[1](model[0](x))  # the layers, not model(x)
+            F.cross_entropy(model[2](h), y).backward()
+            for name, p in model.named_parameters():
+                st = p.autoopt_stats
+                assert st.batch_size == 8 and not st.stale
+                torch.testing.assert_close(st.sum_sq, refs[name].square().sum(0))
+            opt.step()
+
+
+def test_explain_missing_says_what_happened():
+    from autoopt_lab.stats.hooks import explain_missing
+
+    lin, other = nn.Linear(3, 2), nn.Linear(3, 2)
+    with track(lin):
+        lin(torch.randn(4, 3))  # ran, but the loss below does not use its output
+        F.linear(torch.randn(4, 3), lin.weight).sum().backward()
+        assert "did not reach the layer's output" in explain_missing(lin.weight)
+        assert "outside its module" in explain_missing(lin.weight)
+        assert "no tracked model holds it" in explain_missing(other.weight)

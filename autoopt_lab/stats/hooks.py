@@ -19,6 +19,7 @@ import contextlib
 import functools
 import itertools
 import sys
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Literal
@@ -34,6 +35,7 @@ Reduction = Literal["mean", "sum"]
 BATCHNORM_CHOICES = batchnorm.CHOICES
 _TRACKED = "_autoopt_tracker"
 _generations = itertools.count(1)
+_live: weakref.WeakSet[Tracker] = weakref.WeakSet()  # for explain_missing
 _suspended = 0  # > 0 while :func:`suspended` is active: trackers record nothing
 
 
@@ -208,6 +210,7 @@ class Tracker:
             else:
                 self._handles.append(module.register_forward_hook(_eager(self._on_forward)))
         setattr(model, _TRACKED, self)
+        _live.add(self)
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _enter(self, module: nn.Module, args: tuple) -> None:
@@ -386,8 +389,34 @@ class Tracker:
         if pending is not None:  # some uses did not reach the loss: their gradients are 0
             self._attach(module, key, n, {name: _square_sum(pending["grad"])})
 
+    def explain(self, param: Tensor) -> str:
+        """Why ``param`` (tracked here) got a gradient but no statistics (see explain_missing)."""
+        names = {id(m): n or "<root>" for n, m in self.model.named_modules()}
+        layers = self._reporters[id(param)]
+        label = ", ".join(repr(names.get(m, "?")) for m in layers)
+        last = max((g for (m, g) in self._calls if m in layers), default=None)
+        route = (
+            "its gradient came another way: the weight used outside its module (e.g. "
+            "F.linear(x, layer.weight)), or through a layer the engine does not see"
+        )
+        if last is None:
+            return (
+                f"track() was called, but its layer {label} never ran in a tracked forward "
+                "with gradients enabled (not under torch.no_grad(), suspended() or torch.func); "
+                + route
+            )
+        if last != self._generation:
+            return (
+                f"its layer {label} did not run in the last tracked forward pass; " + route
+            )
+        return (
+            f"its layer {label} ran in the last forward pass, but the backward did not reach "
+            "the layer's output; " + route
+        )
+
     def remove(self) -> None:
         """Remove every hook and forget recorded statistics."""
+        _live.discard(self)
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -405,6 +434,28 @@ class Tracker:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def explain_missing(param: Tensor) -> str:
+    """One sentence on why ``param`` has a gradient but no per-sample statistics.
+
+    For the optimizers' errors: the tracker that holds ``param`` says whether its layer ran
+    in the last tracked forward and whether the backward reached it.
+
+    >>> import torch
+    >>> lin = torch.nn.Linear(2, 1)
+    >>> with track(lin):
+    ...     torch.nn.functional.linear(torch.randn(3, 2), lin.weight).sum().backward()
+    ...     explain_missing(lin.weight)[:50]
+    "track() was called, but its layer '<root>' never r"
+    """
+    for tracker in list(_live):
+        if id(param) in tracker._reporters:
+            return tracker.explain(param)
+    return (
+        "no tracked model holds it: call autoopt_lab.track(model) on the model that owns it "
+        "(or pass that model to the optimizer), before the forward pass"
+    )
 
 
 def track(
