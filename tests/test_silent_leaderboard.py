@@ -69,3 +69,27 @@ def test_the_cli_says_it_in_one_line(monkeypatch, tmp_path, capsys):
     assert main(args) == 3
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'cifar10'" in err and "Traceback" not in err
+
+
+def test_a_board_whose_cells_all_failed_says_so(tmp_path, fmnist_train):
+    from autoopt_lab.optim import registry
+
+    def broken(named, opts):
+        raise RuntimeError("this optimizer cannot be built")
+
+    registry.register(registry.OptimizerSpec("broken-peer", "Broken", "peer", "sgd", broken))
+    try:
+        x, y, info = fmnist_train
+        plan = lb.plan_leaderboard("quick", scenarios=["fmnist-prior-shift"],
+                                   optimizers="broken-peer", steps_scale=0.01)
+        report = lb.run_leaderboard(plan, tmp_path / "lb.sqlite", device="cpu", progress=False,
+                                    data=(x[:200], y[:200], info))
+        assert report["failed"] == 1
+        frame = lb.leaderboard_frame(tmp_path / "lb.sqlite", plan)
+        assert frame.empty and lb.leaderboard_table(frame).empty
+        with pytest.raises(ValueError, match="no finished leaderboard cells"):
+            lb.write_outputs(plan, frame, tmp_path / "out")
+        with pytest.raises(ValueError, match="1 failed"):
+            lb.write_outputs(plan, frame, tmp_path / "out", report)
+    finally:
+        registry.unregister("broken-peer")

@@ -331,7 +331,9 @@ def leaderboard_frame(store: Any, plan: LeaderboardPlan | None = None) -> pd.Dat
     if not len(runs) or "sweep" not in runs:
         return pd.DataFrame()
     df = runs[runs["sweep"] == CELL_SWEEP].copy()
-    if plan is not None and len(df):
+    if df.empty:
+        return pd.DataFrame()
+    if plan is not None:
         df = df[df["scenario"].isin(plan.scenarios) & df["optimizer"].isin(plan.optimizers)
                 & df["seed"].isin(plan.seeds) & (df["steps_scale"] == plan.steps_scale)]
     return df.reset_index(drop=True)
@@ -340,6 +342,8 @@ def leaderboard_frame(store: Any, plan: LeaderboardPlan | None = None) -> pd.Dat
 def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per scenario and optimizer: mean prequential error, 95% interval, seeds, median
     recovery over every readable shift of every seed, flagged seeds, rank in the scenario."""
+    if frame.empty:
+        return pd.DataFrame()
     rows = []
     for (sc, opt), part in frame.groupby(["scenario", "optimizer"], sort=False):
         err = mean_ci(part["prequential_error"])
@@ -421,7 +425,10 @@ def write_outputs(plan: LeaderboardPlan, frame: pd.DataFrame, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     table = leaderboard_table(frame)
     if not len(table):
-        raise ValueError("no finished leaderboard cells to show; run them first")
+        failed = (report or {}).get("failed")
+        raise ValueError("no finished leaderboard cells to show; "
+                         + (f"{failed} failed (their errors are in the store)" if failed
+                            else "run them first"))
     plot_leaderboard(table, path=out / "leaderboard.png")
     md = leaderboard_markdown(frame, table)
     (out / "leaderboard.md").write_text(md + "\n")
