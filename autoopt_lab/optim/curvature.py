@@ -153,6 +153,31 @@ def finite_difference_products(
     return results
 
 
+def secant_means(
+    moved: Tensor, before: Tensor, noise: Tensor, quad: Tensor, num: Tensor, den: Tensor,
+    decay: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Running means of the secant's numerator and denominator, and their ratio ``c``.
+
+    One secant is noisy and may be negative; dropping the negative ones (as
+    :func:`smooth_curvature` does with single measurements) would bias ``c`` upwards, so the
+    unbiased numerators ``s^T (g_t - g_{t-1}) - a V`` are averaged as they come, and ``c`` is
+    the ratio of the means (NaN while the mean numerator is not positive). A step that was not
+    taken (``quad = 0``) leaves the means as they were.
+
+    >>> num, den, c = secant_means(torch.tensor([1.0]), torch.tensor([-2.0]),
+    ...                            torch.tensor([1.0]), torch.tensor([4.0]),
+    ...                            torch.zeros(1), torch.zeros(1), 0.5)
+    >>> c
+    tensor([0.5000])
+    """
+    value = moved - before - noise
+    taken = (quad > 0) & torch.isfinite(value) & torch.isfinite(quad)
+    num = torch.where(taken, decay * num + (1 - decay) * torch.where(taken, value, 0.0), num)
+    den = torch.where(taken, decay * den + (1 - decay) * torch.where(taken, quad, 0.0), den)
+    return num, den, curvature_ratio(num, den)
+
+
 def secant_curvature(
     moved: Tensor, before: Tensor, noise: Tensor, quad: Tensor
 ) -> Tensor:

@@ -127,10 +127,21 @@ class CurvatureProbe:
             u = b.prev if d_prev is None else d_prev * b.prev  # the last update, s = -u
             moved = -G.segment_sums((u * b.flat).unsqueeze(0), b.sizes)[:, 0]
             memory = torch.stack([s["secant"] for s in b.states])
-            ratio = C.secant_curvature(moved, memory[:, 0], memory[:, 1], memory[:, 2])
             # every step measures: the same memory in steps as one hvp every curvature_every
             decay = b.group["curvature_ewma"] ** (1.0 / b.group["curvature_every"])
-            self._update_curvature(b, ratio, decay)
+            num, den, ratio = C.secant_means(
+                moved, memory[:, 0], memory[:, 1], memory[:, 2], memory[:, 3], memory[:, 4],
+                decay,
+            )
+            torch._foreach_copy_([s["secant"][3:] for s in b.states],
+                                 list(torch.stack([num, den], 1).unbind()))
+            old = torch.stack([s["curvature"] for s in b.states])
+            count = torch.stack([s["curvature_count"] for s in b.states])
+            valid = torch.isfinite(ratio)
+            torch._foreach_copy_([s["curvature"] for s in b.states],
+                                 list(torch.where(valid, ratio, old).unbind()))
+            torch._foreach_copy_([s["curvature_count"] for s in b.states],
+                                 list((count + valid.to(count.dtype)).unbind()))
 
     def _update_curvature(self, b: Batch, ratio: torch.Tensor, decay: float) -> None:
         """Fold one measurement into each tensor's smoothed ``c`` (NaN: no measurement)."""

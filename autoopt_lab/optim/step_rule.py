@@ -102,10 +102,10 @@ def _remember_step(
     coef = (1 - gamma_used[:, 0] - gamma_used[:, 1]) * factor  # a: the weight of g_t in s
     memory = torch.stack([sums[:, 0], coef * b.m[:, G.VAR], sums[:, 1]], 1)
     memory = torch.where(active.unsqueeze(-1), memory, torch.zeros_like(memory))
-    for s in b.states:
+    for s in b.states:  # [s^T g_t, a V_t, s^T D^-1 s, then the two running means]
         if "secant" not in s:
-            s["secant"] = torch.zeros(3, dtype=torch.float64, device=memory.device)
-    torch._foreach_copy_([s["secant"] for s in b.states], list(memory.unbind()))
+            s["secant"] = torch.zeros(5, dtype=torch.float64, device=memory.device)
+    torch._foreach_copy_([s["secant"][:3] for s in b.states], list(memory.unbind()))
 
 
 def _publish_weights(b: Batch) -> None:
