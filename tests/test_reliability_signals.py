@@ -35,7 +35,7 @@ def test_ctrl_c_in_a_sweep_is_one_line_with_what_was_kept(tmp_path, capsys, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr("autoopt_lab.experiments.run_sweep", one_then_ctrl_c)
-    monkeypatch.setattr("autoopt_lab.data.load_arrays", lambda *a, **k: None)
+    monkeypatch.setattr("autoopt_lab.data.load_arrays", lambda *a, **k: (None, [0] * 64, None))
     rc = main(["sweep", "--store", str(store), "--datasets", "mnist", "--optimizers", "sgd",
                "--batch-sizes", "32", "--lrs", "0.1,0.01", "--momenta", "0", "--seeds", "0",
                "--device", "cpu", "--no-progress"])

@@ -100,7 +100,7 @@ def test_a_full_disk_mid_sweep_is_one_line_naming_the_store(tmp_path, capsys, mo
         store.add_run(configs[0], {"final_test_err_pct": 2.0})
 
     monkeypatch.setattr("autoopt_lab.experiments.run_sweep", sweep_on_a_full_disk)
-    monkeypatch.setattr("autoopt_lab.data.load_arrays", lambda *a, **k: None)
+    monkeypatch.setattr("autoopt_lab.data.load_arrays", lambda *a, **k: (None, [0] * 64, None))
     rc = main(["sweep", "--store", str(path), "--datasets", "mnist", "--optimizers", "sgd",
                "--batch-sizes", "32", "--lrs", "0.01", "--momenta", "0", "--seeds", "0",
                "--device", "cpu", "--no-progress"])
@@ -109,3 +109,40 @@ def test_a_full_disk_mid_sweep_is_one_line_naming_the_store(tmp_path, capsys, mo
     assert "[Errno 28]" in line and str(path) in line and "resume" in line
     monkeypatch.undo()
     assert len(ResultsStore(path)) == 1  # the earlier run is kept
+
+
+def test_a_full_disk_writing_a_json_output_names_the_file(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    metrics = {"data_source": "x", "train_samples": 64, "test_samples": 32,
+               "train_err_pct_per_epoch": [50.0], "test_err_pct_per_epoch": [50.0],
+               "diverged": False, "final_train_err_pct": 50.0, "final_test_err_pct": 50.0,
+               "wall_time_s": 0.1, "device_used": "cpu"}
+    monkeypatch.setattr("autoopt_lab.experiments.run", lambda *a, **k: SimpleNamespace(
+        run_id="r", metrics=metrics, trace=pd.DataFrame({"step": [1]})))
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("json.dump", full)
+    out = tmp_path / "run.json"
+    args = _train(tmp_path / "s.sqlite")[:-2] + ["--json", str(out), "--batch-size", "32"]
+    assert main(args) == 3
+    line = _one_line(capsys)
+    assert "[Errno 28]" in line and str(out) in line
+
+
+def test_a_full_disk_writing_a_stream_file_names_it(tmp_path, monkeypatch):
+    from autoopt_lab.streams import outdir
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outdir.os, "replace", full)
+    target = tmp_path / "summary.json"
+    with pytest.raises(OSError) as info:
+        outdir.atomic_write_text(target, "{}")
+    assert info.value.errno == errno.ENOSPC and str(target) in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -114,11 +114,14 @@ def main(args: argparse.Namespace) -> int:
     if store is not None:
         store.add_run(config, m, result.trace, sweep="train")
         print(f"saved to {args.store}")
+    from autoopt_lab.experiments.outputs import writing
+
     if args.json_out:
-        with open(args.json_out, "w") as f:
+        with writing(args.json_out), open(args.json_out, "w") as f:
             json.dump(
                 {"run_id": result.run_id, "config": config.to_dict(), "metrics": m}, f, indent=2
             )
     if args.trace_csv:
-        result.trace.to_csv(args.trace_csv, index=False)
+        with writing(args.trace_csv):
+            result.trace.to_csv(args.trace_csv, index=False)
     return 0

@@ -22,6 +22,8 @@ ValueError: --json and --store are the same file a.sqlite; give each output its 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: What :func:`file_kind` may call an existing file, by its first bytes.
@@ -124,3 +126,22 @@ def check_store_path(path: str | os.PathLike[str], option: str = "--store") -> P
         raise ValueError(f"{option} {p}: a results store needs its own file (e.g. .sqlite), "
                          f"not a name with the {p.suffix} suffix of a report this command writes")
     return p
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Re-raise an ``OSError`` raised while writing ``path`` (a full disk: ``[Errno 28]``)
+    with ``path`` in it when it lacks one.
+
+    >>> with writing("/tmp/x.json"):
+    ...     raise OSError(28, "No space left on device")
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 28] No space left on device: '/tmp/x.json'
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from autoopt_lab.devices import resolve_device
+from autoopt_lab.experiments.outputs import writing
 from autoopt_lab.optim import registry
 
 from .aggregate import aggregate_seeds
@@ -95,7 +96,8 @@ def run_one(scenario: Scenario, name: str, options: dict[str, Any], *, data: Any
     finally:
         run.close()
     if files is not None:
-        trace.to_parquet(_with(files, ".parquet"), index=False)
+        with writing(_with(files, ".parquet")):
+            trace.to_parquet(_with(files, ".parquet"), index=False)
         atomic_write_text(_with(files, ".json"), _json({"identity": run.identity,
                                                          "summary": summary}))
         if ckpt is not None:
@@ -232,8 +234,9 @@ def _run_all(scenario, entries, keys, seeds, outp, runs_dir, data, dev, grid, tu
         summary["optimizers"][key] = entry
     full = pd.concat(traces, ignore_index=True)
     if outp is not None:
-        full.to_parquet(outp / "trace.parquet", index=False)
-        (outp / "summary.json").write_text(_json(summary))
+        with writing(outp / "trace.parquet"):
+            full.to_parquet(outp / "trace.parquet", index=False)
+        atomic_write_text(outp / "summary.json", _json(summary))
         pngs = []
         for key in keys:
             png = f"{file_slug(key)}.png"
