@@ -66,3 +66,14 @@ def test_auto_option_values_are_checked_when_configured():
         registry.parse_spec("autosgd:ewma=5")
     with pytest.raises(ValueError, match="ewma"):
         registry.get("autoadam").resolve({"ewma": 1.5})
+
+
+def test_stream_selections_check_values_too():
+    from autoopt_lab.streams.selection import apply_shared_options, parse_optimizers
+
+    with pytest.raises(ValueError, match="ewma"):
+        parse_optimizers("autosgd:ewma=5")
+    with pytest.raises(ValueError, match="ewma"):
+        parse_optimizers([("autoadam", {"ewma": 2.0})])
+    with pytest.raises(ValueError, match="finite"):
+        apply_shared_options(parse_optimizers("autosgd"), "max_lr=nan")

@@ -31,15 +31,11 @@ Entry = tuple[str, dict[str, Any]]
 
 
 def _typed(name: str, options: Mapping[str, Any]) -> Entry:
-    """``(canonical name, typed options)``; unknown keys raise. A tuned optimizer may leave
-    out its ``lr`` (it is then tuned on the first segment)."""
+    """``(canonical name, typed options)``; unknown keys and refused values raise. A tuned
+    optimizer may leave out its ``lr`` (it is then tuned on the first segment)."""
     spec = registry.get(name)
+    spec.resolve(options, require=False)  # names, types and the optimizer's own checks
     by_name = {o.name: o for o in spec.options}
-    unknown = sorted(set(options) - set(by_name))
-    if unknown:
-        raise registry.UnknownOptimizerError(
-            f"optimizer {spec.name!r} has no option(s) {unknown}; its options: "
-            f"{', '.join(by_name) or 'none'}")
     return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in options.items()}
 
 
@@ -94,7 +90,7 @@ def apply_shared_options(entries: list[Entry], options: str | Mapping[str, Any])
             for key, value in raw.items():
                 if key in spec.option_names and key not in opts:
                     new[key] = _coerce(name, key, value)
-        out.append((name, new))
+        out.append(_typed(name, new))
     return out
 
 
