@@ -139,3 +139,11 @@ def test_checkpoints_are_written_under_unique_temporary_names(tmp_path, fmnist_t
     run.save_checkpoint(tmp_path / "run.ckpt")
     assert other.read_bytes() == b"theirs"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt", "run.ckpt.tmp"]
+
+
+def test_a_tuning_cache_on_a_stream_output_is_refused(tmp_path, capsys, fmnist_train):
+    out = tmp_path / "out"
+    args = _stream(tmp_path, out, "sgd", "--tuning-cache", str(out / "summary.json"))
+    assert main(args) == 2
+    assert "--tuning-cache and --out's summary.json are the same file" in _one_line(capsys,
+                                                                                     "stream")

@@ -146,3 +146,24 @@ def test_a_full_disk_writing_a_stream_file_names_it(tmp_path, monkeypatch):
         outdir.atomic_write_text(target, "{}")
     assert info.value.errno == errno.ENOSPC and str(target) in str(info.value)
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_store_locked_by_another_process_names_its_pid(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.sqlite"
+    ResultsStore(path)
+    code = ("import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(ResultsStore, "busy_timeout_s", 0.2)
+        with pytest.raises(OSError) as info:
+            ResultsStore(path).add_run(CFG, {"final_test_err_pct": 1.0})
+        assert f"open in process {holder.pid}" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()

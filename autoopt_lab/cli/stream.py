@@ -211,6 +211,12 @@ def main(args: argparse.Namespace) -> int:
             log.warning("two scenarios are named %r: %s goes to %s/%s", sc.name, sc.source, out,
                         folder)
     cache = args.tuning_cache or (out / "tuning.json")
+    from autoopt_lab.experiments.outputs import check_distinct
+
+    check_distinct({"--tuning-cache": cache, **{f"--out's {n}": out / f / n
+                    for f in (folders if many else ["."])
+                    for n in ("summary.json", "trace.parquet", "table.md", "table.csv",
+                              "stream.json")}})
     common = dict(device=device, seeds=seeds, grid=mode.grid, tuning_cache=cache,
                   checkpoint_every=args.checkpoint_every, fresh=args.fresh,
                   max_steps=args.max_steps or DEFAULT_MAX_STEPS, max_batch=args.max_batch)
