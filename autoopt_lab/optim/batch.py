@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..stats import record
 from . import gamma as G
-from .flat import flatten
+from .flat import add_segments_, flatten, mul_segments_
 from .preconditioners import InverseHessian
 
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
@@ -58,22 +58,11 @@ class Batch:
     scalar: list[int]  # tensors whose statistic came in the scalar form
 
 
-_COUNTS: dict[tuple, Tensor] = {}
-
-
 def expander(seg: Tensor, sizes: list[int]):
-    """``(P,) -> (numel,)``: each tensor's value repeated over its elements."""
-    key = (seg.device, tuple(sizes))
-    if key not in _COUNTS:
-        if len(_COUNTS) > 64:
-            _COUNTS.clear()
-        _COUNTS[key] = torch.tensor(sizes, device=seg.device)
-    counts, total = _COUNTS[key], int(seg.numel())
+    """``expand(x, a, b)``: ``x * a + b`` in place, ``a`` and ``b`` one value per tensor."""
 
-    def expand(x: Tensor) -> Tensor:
-        if x.numel() == 1:
-            return x.reshape(())
-        return torch.repeat_interleave(x, counts, output_size=total)
+    def expand(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        return add_segments_(mul_segments_(x, a, sizes), b, sizes)
 
     return expand
 
@@ -139,7 +128,7 @@ def prepare_batch(
     flat = flatten([p.grad for p in params])
     scales = [st.grad_scale for st in stats]
     if any(sc != 1.0 for sc in scales):
-        flat = flat * torch.tensor(scales, dtype=flat.dtype, device=flat.device)[seg]
+        flat = mul_segments_(flat, torch.tensor(scales, dtype=torch.float64), sizes)
     data_grad = flat
     if group["weight_decay"]:
         flat = flat + group["weight_decay"] * flatten(params)
@@ -150,7 +139,7 @@ def prepare_batch(
                                                                             strict=True)]
     )
     if clip is not None:
-        sum_sq = sum_sq * clip.to(sum_sq.dtype)[seg]
+        sum_sq = mul_segments_(sum_sq, clip, sizes)
     steps = torch.stack([s["step"] for s in states])
     pre_keys = [k for k in states[0] if k not in BASE_KEYS]
     pre_state = {k: flatten([s[k] for s in states]) for k in pre_keys}

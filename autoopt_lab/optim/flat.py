@@ -21,3 +21,42 @@ def flatten(tensors: list[Tensor]) -> Tensor:
 def unflatten(flat: Tensor, like: list[Tensor], sizes: list[int]) -> list[Tensor]:
     """Views of ``flat`` shaped as ``like`` (``sizes`` their element counts)."""
     return [v.view_as(t) for v, t in zip(flat.split(sizes), like, strict=True)]
+
+
+def mul_segments_(flat: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
+    """``flat *= values`` segment by segment, in place (``values`` one per segment).
+
+    A multi-tensor op over views of ``flat``: about the cost of one elementwise pass, where
+    expanding ``values`` to one per element (a gather) costs several.
+
+    >>> mul_segments_(torch.ones(3), torch.tensor([2.0, 3.0]), [2, 1])
+    tensor([2., 2., 3.])
+    """
+    torch._foreach_mul_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+    return flat
+
+
+def add_segments_(flat: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
+    """``flat += values`` segment by segment, in place.
+
+    >>> add_segments_(torch.ones(3), torch.tensor([2.0, 3.0]), [2, 1])
+    tensor([3., 3., 4.])
+    """
+    torch._foreach_add_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+    return flat
+
+
+def combine_segments(
+    a: Tensor, ca: Tensor, b: Tensor, cb: Tensor, sizes: list[int]
+) -> Tensor:
+    """``ca * a + cb * b`` with one coefficient pair per segment (a new flat tensor).
+
+    >>> combine_segments(torch.ones(3), torch.tensor([1.0, 2.0]), torch.ones(3),
+    ...                  torch.tensor([0.5, 0.0]), [2, 1])
+    tensor([1.5000, 1.5000, 2.0000])
+    """
+    out = a.clone()
+    views, others = list(out.split(sizes)), list(b.split(sizes))
+    torch._foreach_mul_(views, list(ca.to(a.dtype).unbind()))
+    torch._foreach_add_(views, torch._foreach_mul(others, list(cb.to(a.dtype).unbind())))
+    return out

@@ -206,15 +206,24 @@ def to_hparams(gamma: Tensor) -> Tensor:
     return torch.stack([lr, mom], -1)
 
 
-def estimator(g: Tensor, prev: Tensor, gamma: Tensor, segments: Tensor) -> Tensor:
+def estimator(
+    g: Tensor, prev: Tensor, gamma: Tensor, segments: Tensor, sizes: list[int] | None = None
+) -> Tensor:
     """Eq. (14), ``ghat = (1 - g1 - g2) g + g2 p``, for many flattened tensors at once.
 
-    ``gamma`` is ``(P, 2)``, one row per tensor; ``segments`` maps each element to its row.
+    ``gamma`` is ``(P, 2)``, one row per tensor; ``segments`` maps each element to its row
+    (or ``sizes`` gives each tensor's element count: the faster segment-wise path).
 
     >>> g, p = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([3.0, -1.0, 0.0])
     >>> gam = torch.tensor([[0.2, 0.3], [0.0, 1.0]], dtype=torch.float64)
     >>> estimator(g, p, gam, torch.tensor([0, 0, 1]))
     tensor([1.4000, 0.7000, 0.0000])
+    >>> estimator(g, p, gam, None, [2, 1])
+    tensor([1.4000, 0.7000, 0.0000])
     """
+    if sizes is not None:
+        from .flat import combine_segments
+
+        return combine_segments(g, 1 - gamma[:, 0] - gamma[:, 1], prev, gamma[:, 1], sizes)
     coef = torch.stack([1 - gamma[:, 0] - gamma[:, 1], gamma[:, 1]], 1).to(g.dtype)[segments]
     return g * coef[:, 0] + prev * coef[:, 1]

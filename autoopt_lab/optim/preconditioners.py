@@ -3,9 +3,9 @@
 Each preconditioner is a set of pure functions: ``init(param) -> state``,
 ``inverse_hessian(state, g, step, options, expand) -> (D or None, new_state)`` and
 ``current(state, step, options, expand) -> D`` (the ``D`` the last step used). ``step`` holds
-each tensor's step count, ``(P,)``, and ``expand`` turns a ``(P,)`` tensor into one value per
-element of the flat ``g``, so that per-tensor factors are formed once per tensor (no
-per-element float64 work). ``new_state`` is only
+each tensor's step count, ``(P,)``, and ``expand(x, a, b)`` computes ``x * a + b`` in place
+with ``a``, ``b`` one value per tensor, segment by segment over the flat ``x``, so that
+per-tensor factors are formed once per tensor (no per-element float64 work). ``new_state`` is only
 committed by the optimizer when the step is accepted, so a rejected step leaves no trace.
 
 >>> import torch
@@ -26,9 +26,9 @@ State = dict[str, Tensor]
 InverseHessian = Callable[..., tuple["Tensor | None", State]]
 
 
-def _same(x: Tensor) -> Tensor:
-    """The default ``expand``: one tensor (a ``(P,)`` of one element broadcasts)."""
-    return x
+def _same(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """The default ``expand``: ``x * a + b`` for one tensor (``a``, ``b`` of one element)."""
+    return x.mul_(a.reshape(())).add_(b.reshape(()))
 
 
 def sgd_init(param: Tensor) -> State:
@@ -84,7 +84,7 @@ def adam_inverse_hessian(
     beta2 = opt["betas"][1]
     v = torch.addcmul(state["exp_avg_sq"] * beta2, g, g, value=1 - beta2)
     a, b = _adam_factors(step + 1, opt, g.dtype)
-    return (v.sqrt() * expand(a) + expand(b)).reciprocal_(), {"exp_avg_sq": v}
+    return expand(v.sqrt(), a, b).reciprocal_(), {"exp_avg_sq": v}
 
 
 def sgd_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> None:
@@ -101,4 +101,4 @@ def adam_current(state: State, step: Tensor, opt: dict, expand: Callable = _same
     """Adam's ``D`` as the last step used it: eq. (11) with the stored second moment and
     ``step``, the count of steps taken (at least 1)."""
     a, b = _adam_factors(step.clamp_min(1), opt, state["exp_avg_sq"].dtype)
-    return (state["exp_avg_sq"].sqrt() * expand(a) + expand(b)).reciprocal_()
+    return expand(state["exp_avg_sq"].sqrt(), a, b).reciprocal_()

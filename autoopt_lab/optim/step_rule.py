@@ -23,7 +23,7 @@ from ..stats import record
 from . import curvature as C
 from . import gamma as G
 from .batch import Batch
-from .flat import flatten, unflatten
+from .flat import flatten, mul_segments_, unflatten
 
 
 def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -54,15 +54,14 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     gamma_state, gamma_e, active = _solve(b, ok)
     keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
     gamma_used = torch.where(active.unsqueeze(-1), gamma_e, keep)  # inactive: ghat = p
-    ghat = G.estimator(b.flat, b.prev, gamma_used, seg)
-    act = active.to(b.flat.dtype)[seg]
-    update = (ghat if b.inv_h is None else b.inv_h * ghat) * act
+    ghat = G.estimator(b.flat, b.prev, gamma_used, seg, sizes)
+    update = mul_segments_(ghat.clone() if b.inv_h is None else b.inv_h * ghat,
+                           active.to(torch.float64), sizes)
     factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
         scale = C.trust_scale(update, flatten(params), seg, len(params), group["trust_ratio"],
                               sizes)
-        scale_e = scale.to(b.flat.dtype)[seg]
-        update, ghat = update * scale_e, ghat * scale_e
+        update, ghat = mul_segments_(update, scale, sizes), mul_segments_(ghat, scale, sizes)
         old = torch.stack([s["trust_scale"] for s in states])
         torch._foreach_copy_(
             [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
@@ -70,7 +69,7 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
         factor = scale
     lr = group.get("lr", 1.0)
     if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it
-        update, ghat = update * lr, ghat * lr
+        update, ghat = update.mul_(lr), ghat.mul_(lr)
         factor = factor * lr
     # a non-finite batch skips the whole step: select, since NaN * 0 is NaN
     update = torch.where(ok, update, torch.zeros((), dtype=b.flat.dtype, device=b.flat.device))
@@ -79,11 +78,12 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
         _remember_step(b, update, ghat, gamma_used, factor, active)
     torch._foreach_sub_(params, unflatten(update, params, sizes))
     torch._foreach_copy_([s["momentum_buffer"] for s in states], unflatten(ghat, params, sizes))
-    if b.new_pre:
-        act_e = active[seg]
+    if b.new_pre:  # the preconditioner moves for active tensors only
+        weight = active.to(torch.float64)
         for key, value in b.new_pre.items():
-            kept = torch.where(act_e, value, b.pre_state[key])
-            torch._foreach_copy_([s[key] for s in states], unflatten(kept, params, sizes))
+            value = torch.where(ok, value, b.pre_state[key])  # NaN * 0 is NaN: select first
+            torch._foreach_lerp_([s[key] for s in states], unflatten(value, params, sizes),
+                                 list(weight.to(value.dtype).unbind()))
     if b.scalar and b.inv_h is not None:
         _publish_weights(b)
     torch._foreach_copy_([s["gamma"] for s in states], list(gamma_state.unbind()))
