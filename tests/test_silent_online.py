@@ -76,10 +76,11 @@ def test_the_divergence_rule_is_the_offline_one():
     assert health.DIVERGED_LOSS is DIVERGED_LOSS
 
 
-@pytest.mark.parametrize("spec", ["autosgd:ewma=5", "prodigy:d_coef=nan"])
+@pytest.mark.parametrize("spec", ["autosgd:ewma=5", "prodigy:d_coef=nan", "sf-sgd:momentum=1.5",
+                                  "prodigy:betas=(1.5,0.9)"])
 def test_options_are_checked_at_construction(spec):
     with pytest.raises(ValueError):
         TorchClassifier(optimizer=spec)
     with pytest.raises(ValueError):
-        TorchRegressor(optimizer=spec.split(":")[0], optimizer_options=dict(
-            [spec.split(":")[1].split("=")]))
+        name, _, option = spec.partition(":")
+        TorchRegressor(optimizer=name, optimizer_options=dict([option.split("=")]))

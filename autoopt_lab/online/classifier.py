@@ -24,8 +24,9 @@ from torch import Tensor, nn
 
 from ..devices import DEFAULT_DEVICE
 from ..models import check_log_probabilities
+from .checks import check_names
 from .features import check_frame, clean_features, frame_rows
-from .learner import ModuleFactory, TorchLearner, check_names
+from .learner import ModuleFactory, TorchLearner
 from .modules import Linear
 
 __all__ = ["TorchClassifier"]

@@ -28,7 +28,7 @@ import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from ..devices import DEFAULT_DEVICE, resolve_device
 from ..experiments.run import DIVERGED_LOSS, is_diverged
 from ..optim import registry
 from .buffer import SampleBuffer
+from .checks import check_names, check_optimizer
 from .features import FeatureLayout
 from .growth import (
     coordinate_keys,
@@ -49,49 +50,11 @@ from .growth import (
     trainable_shapes,
 )
 
-__all__ = ["TorchLearner"]
+__all__ = ["TorchLearner", "check_names", "check_optimizer"]
 
 log = logging.getLogger(__name__)
 
 ModuleFactory = Callable[[int, int], nn.Module]
-
-
-def check_optimizer(
-    optimizer: str, options: Mapping[str, Any] | None
-) -> tuple[registry.OptimizerSpec, dict[str, Any]]:
-    """The registry spec of ``optimizer`` (a name or spec string) with its resolved options."""
-    if not isinstance(optimizer, str):
-        raise ValueError(
-            f"optimizer must be a registry name or spec string, got {type(optimizer).__name__}; "
-            f"known: {', '.join(registry.names())}"
-        )
-    if options is not None and not isinstance(options, Mapping):
-        raise ValueError(f"optimizer_options must be a dict, got {type(options).__name__}")
-    name, _, rest = optimizer.partition(":")
-    spec = registry.get(name)
-    resolved = spec.resolve({**registry.parse_options(rest), **(options or {})})
-    if not spec.available:
-        raise registry.MissingPackageError(
-            f"optimizer {spec.name!r} needs the package {spec.package!r}: "
-            f"pip install '{spec.package}' (or: pip install 'autoopt-lab[peers]')"
-        )
-    return spec, resolved
-
-
-def check_names(values: Sequence[Hashable] | None, what: str) -> None:
-    """``features=``/``classes=``: None, or a non-empty sequence of distinct hashables."""
-    if values is None:
-        return
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-        raise ValueError(f"{what} must be a non-empty tuple or list, got {values!r}")
-    try:
-        distinct = len(set(values)) == len(values)
-    except TypeError:
-        raise ValueError(f"{what} must hold hashable values, got {values!r}") from None
-    if not distinct:
-        raise ValueError(f"{what} holds a value twice: {values!r}")
-    if any(v is None for v in values):
-        raise ValueError(f"{what} must not hold None")
 
 
 class TorchLearner(base.Base):
