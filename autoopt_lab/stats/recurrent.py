@@ -9,6 +9,12 @@ recurrent projection keeps its output gradient, and one batched product per laye
 per-sample ``weight_hh``/``bias_hh`` gradients (and their sum, the parameter gradient) once the
 backward has passed the first step. The outputs equal nn.LSTM's/nn.GRU's to float rounding.
 
+Cost (forward + backward, CPU, one thread, N = 32, T = 32, hidden 128, plain and tracked
+steps alternated on a shared machine): LSTM 2.0-2.3x ``nn.LSTM``, GRU 1.4-1.5x ``nn.GRU``.
+The per-sample products (a batched matmul over samples whose contraction is only T long,
+~2x the time of the weight-gradient matmul of the same size) and the per-step Python of the
+unrolled recurrence share the added time.
+
 Not covered: ``PackedSequence`` input and ``proj_size`` (refused with a message).
 
 >>> import torch
@@ -102,17 +108,20 @@ def _keep(steps: dict, t: int) -> Callable[[Tensor], None]:
     return hook
 
 
-def _cell(lstm: bool, gi: Tensor, gh: Tensor, h: Tensor, c: Tensor | None):
-    if lstm:
-        i, f, g, o = (gi + gh).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    r_i, z_i, n_i = gi.chunk(3, 1)
-    r_h, z_h, n_h = gh.chunk(3, 1)
-    r = torch.sigmoid(r_i + r_h)
-    z = torch.sigmoid(z_i + z_h)
-    n = torch.tanh(n_i + r * n_h)
-    return n + z * (h - n), None
+def _lstm_step(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """``gates`` = all four pre-activations (i, f, g, o), as ATen's LSTM cell orders them."""
+    size = c.shape[1]
+    act = torch.sigmoid(gates)  # the g quarter is wasted; one call instead of three
+    i, f, o = act[:, :size], act[:, size : 2 * size], act[:, 3 * size :]
+    c = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * size : 3 * size]))
+    return o * torch.tanh(c), c
+
+
+def _gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    size = h.shape[1]
+    rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
+    n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], gh[:, 2 * size :]))
+    return torch.lerp(n, h, rz[:, size:])  # (1 - z) n + z h
 
 
 def _direction(
@@ -128,14 +137,22 @@ def _direction(
     steps: dict = {"inputs": [None] * x.shape[0], "grads": [None] * x.shape[0]}
     if w_hh.requires_grad or (b_hh is not None and b_hh.requires_grad):
         h = _Recurrent.apply(h, w_hh, b_hh, steps, (names[2:], report))
-    w, b = w_hh.detach(), None if b_hh is None else b_hh.detach()
+    w_t = w_hh.detach().t()
+    if lstm and b_hh is not None:  # the recurrent bias joins the input gates (same gradient)
+        gi = gi + b_hh.detach()
     outs = []
     for t, gi_t in enumerate(gi.unbind(0)):  # one backward for all steps (gi[t]: one each)
-        gh = F.linear(h, w, b)
+        if lstm:  # the hook on the gates sees the recurrent projection's output gradient
+            gh = torch.addmm(gi_t, h, w_t)
+        else:
+            gh = h @ w_t if b_hh is None else torch.addmm(b_hh.detach(), h, w_t)
         if gh.requires_grad:
             steps["inputs"][t] = h.detach()
             gh.register_hook(_keep(steps, t))
-        h, c = _cell(lstm, gi_t, gh, h, c)
+        if lstm:
+            h, c = _lstm_step(gh, c)
+        else:
+            h = _gru_step(gi_t, gh, h)
         outs.append(h)
     return torch.stack(outs), h, c
 
