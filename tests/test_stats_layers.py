@@ -383,3 +383,16 @@ def test_explain_missing_says_what_happened():
         assert "did not reach the layer's output" in explain_missing(lin.weight)
         assert "outside its module" in explain_missing(lin.weight)
         assert "no tracked model holds it" in explain_missing(other.weight)
+
+
+@pytest.mark.parametrize("case", ["encoder", "gru", "tied"])
+def test_autocast_bfloat16_on_attention_recurrent_and_tied_layers(case):
+    torch.manual_seed(13)
+    if case == "encoder":
+        model, x = Encoder(False), torch.randn(4, 6, 8)
+    elif case == "gru":
+        model, x = Recurrent("GRU", False, 2, True), torch.randn(4, 6, 3)
+    else:
+        model, x = TiedLM(), torch.randint(0, 10, (5, 4))
+    y = torch.randint(0, 3, (x.shape[0],))
+    _check(model, x, y, autocast=torch.bfloat16, atol=2e-3, rtol=5e-2)

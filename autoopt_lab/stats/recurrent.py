@@ -121,7 +121,7 @@ def _gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     size = h.shape[1]
     rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
     n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], gh[:, 2 * size :]))
-    return torch.lerp(n, h, rz[:, size:])  # (1 - z) n + z h
+    return torch.lerp(n, h.to(n.dtype), rz[:, size:].to(n.dtype))  # (1 - z) n + z h
 
 
 def _direction(
