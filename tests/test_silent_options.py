@@ -77,3 +77,14 @@ def test_stream_selections_check_values_too():
         parse_optimizers([("autoadam", {"ewma": 2.0})])
     with pytest.raises(ValueError, match="finite"):
         apply_shared_options(parse_optimizers("autosgd"), "max_lr=nan")
+
+
+@needs_peers
+@pytest.mark.parametrize("spec", ["sf-sgd:momentum=1.5", "prodigy:betas=(1.5,0.9)",
+                                  "dog:reps_rel=0"])
+def test_a_peers_own_checks_run_when_configured(spec):
+    with pytest.raises(ValueError, match=spec.split(":")[0]):
+        registry.parse_spec(spec)
+    name, _, option = spec.partition(":")
+    with pytest.raises(ValueError):
+        RunConfig("mnist", name, options=dict([option.split("=")]))

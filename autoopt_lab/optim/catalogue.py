@@ -155,6 +155,23 @@ def _peer_factory(module: str, cls_name: str):
     return factory
 
 
+def _constructor_check(name: str, module: str, cls_name: str):
+    """The peer's own checks of its options (its constructor, on one parameter)."""
+
+    def check(options: dict[str, Any]) -> None:
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except ImportError:
+            return  # not installed: building it says so
+        try:
+            cls([torch.zeros(1, requires_grad=True)],
+                **{k: v for k, v in options.items() if v is not None})
+        except ValueError as exc:
+            raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+    return check
+
+
 def _peer_options(module: str, cls_name: str, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
     try:
         cls = getattr(importlib.import_module(module), cls_name)
@@ -194,6 +211,7 @@ def _peer(
             factory=_peer_factory(module, cls_name), options=_peer_options(module, cls_name),
             description=description, package=package, module=module,
             read_hparams=reader, eval_switch=eval_switch,
+            check=_constructor_check(name, module, cls_name),
         )
     )
 
