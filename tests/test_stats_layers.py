@@ -396,3 +396,20 @@ def test_autocast_bfloat16_on_attention_recurrent_and_tied_layers(case):
         model, x = TiedLM(), torch.randint(0, 10, (5, 4))
     y = torch.randint(0, 3, (x.shape[0],))
     _check(model, x, y, autocast=torch.bfloat16, atol=2e-3, rtol=5e-2)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_functional_engine_on_lstm_and_gru(kind):
+    """The torch.func engine crashed on nn.GRU (vmap has no rule for ATen's GRU)."""
+    from autoopt_lab.stats import functional_backward
+
+    torch.manual_seed(14)
+    model = Recurrent(kind, False, 2, True)
+    x, y = torch.randn(4, 5, 3), torch.randint(0, 3, (4,))
+    refs = loop_per_sample_grads(model, F.cross_entropy, x, y)
+    with track(model):  # a tracked model keeps its tracked forward afterwards
+        tracked_forward = model.rnn.forward
+        functional_backward(model, F.cross_entropy, x, y)
+        assert model.rnn.forward is tracked_forward
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(p.autoopt_stats.sum_sq, refs[name].square().sum(0))

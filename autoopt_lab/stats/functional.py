@@ -13,13 +13,15 @@ need. It is also the reference the hook engine is tested against.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from . import record
+from . import record, recurrent
 from .hooks import Reduction, loss_scale
 from .rules import UnsupportedModuleError
 
@@ -33,6 +35,24 @@ def _check_batch_norm(model: nn.Module) -> None:
                 f"module {name!r} is BatchNorm in training mode: samples interact there, so "
                 "per-sample gradients are undefined; use GroupNorm/LayerNorm or call .eval() on it"
             )
+
+
+@contextlib.contextmanager
+def _unrolled_rnns(model: nn.Module) -> Iterator[None]:
+    """LSTM/GRU layers run their unrolled forward (``vmap`` has no rule for ATen's GRU, and
+    batches ATen's LSTM by a loop)."""
+    swapped = []
+    for m in model.modules():
+        if type(m) in (nn.LSTM, nn.GRU):
+            swapped.append((m, m.__dict__.get("forward")))
+            m.forward = functools.partial(recurrent.rnn_forward, m, None)
+    try:
+        yield
+    finally:
+        for m, forward in swapped:
+            del m.forward
+            if forward is not None:
+                m.forward = forward
 
 
 def per_sample_grads(
@@ -57,7 +77,8 @@ def per_sample_grads(
     fn = vmap(
         grad_and_value(one), in_dims=(None, 0, 0), randomness=randomness, chunk_size=chunk_size
     )
-    grads, losses = fn(trainable, inputs, targets)
+    with _unrolled_rnns(model):
+        grads, losses = fn(trainable, inputs, targets)
     return grads, losses
 
 

@@ -125,28 +125,33 @@ def _gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
 
 
 def _direction(
-    m: nn.RNNBase, report: Report, x: Tensor, sfx: str, h: Tensor, c: Tensor | None
+    m: nn.RNNBase, report: Report | None, x: Tensor, sfx: str, h: Tensor, c: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One layer in one direction over ``x`` ``(T, N, I)`` (already reversed if backward)."""
+    """One layer in one direction over ``x`` ``(T, N, I)`` (already reversed if backward);
+    ``report=None``: plain autograd operations only (for ``torch.func``)."""
     lstm = isinstance(m, nn.LSTM)
     names = [f"{k}{sfx}" for k in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")]
     params = {n: getattr(m, n) for n in names if hasattr(m, n)}
     b_ih = names[1] if names[1] in params else None
-    (gi,) = linears([(x, names[0], None, b_ih, None)], params, report, batch_dim=1)
     w_hh, b_hh = params[names[2]], params.get(names[3])
     steps: dict = {"inputs": [None] * x.shape[0], "grads": [None] * x.shape[0]}
-    if w_hh.requires_grad or (b_hh is not None and b_hh.requires_grad):
-        h = _Recurrent.apply(h, w_hh, b_hh, steps, (names[2:], report))
-    w_t = w_hh.detach().t()
+    if report is None:
+        gi = F.linear(x, params[names[0]], params.get(names[1]))
+    else:
+        (gi,) = linears([(x, names[0], None, b_ih, None)], params, report, batch_dim=1)
+        if w_hh.requires_grad or (b_hh is not None and b_hh.requires_grad):
+            h = _Recurrent.apply(h, w_hh, b_hh, steps, (names[2:], report))
+        w_hh, b_hh = w_hh.detach(), None if b_hh is None else b_hh.detach()
+    w_t = w_hh.t()
     if lstm and b_hh is not None:  # the recurrent bias joins the input gates (same gradient)
-        gi = gi + b_hh.detach()
+        gi = gi + b_hh
     outs = []
     for t, gi_t in enumerate(gi.unbind(0)):  # one backward for all steps (gi[t]: one each)
         if lstm:  # the hook on the gates sees the recurrent projection's output gradient
             gh = torch.addmm(gi_t, h, w_t)
         else:
-            gh = h @ w_t if b_hh is None else torch.addmm(b_hh.detach(), h, w_t)
-        if gh.requires_grad:
+            gh = h @ w_t if b_hh is None else torch.addmm(b_hh, h, w_t)
+        if report is not None and gh.requires_grad:
             steps["inputs"][t] = h.detach()
             gh.register_hook(_keep(steps, t))
         if lstm:
@@ -157,8 +162,10 @@ def _direction(
     return torch.stack(outs), h, c
 
 
-def rnn_forward(m: nn.RNNBase, report: Report, input: Tensor, hx: Any = None):
-    """``nn.LSTM.forward`` / ``nn.GRU.forward`` unrolled, with reporting projections."""
+def rnn_forward(m: nn.RNNBase, report: Report | None, input: Tensor, hx: Any = None):
+    """``nn.LSTM.forward`` / ``nn.GRU.forward`` unrolled, with reporting projections
+    (``report=None``: plain autograd operations, which ``torch.func.vmap`` can batch; the
+    functional engine uses it, as ``vmap`` has no rule for ATen's GRU)."""
     if isinstance(input, PackedSequence):
         raise UnsupportedModuleError(
             f"{type(m).__name__}: PackedSequence input is not supported by the hook engine; "
