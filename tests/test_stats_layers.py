@@ -413,3 +413,33 @@ def test_functional_engine_on_lstm_and_gru(kind):
         assert model.rnn.forward is tracked_forward
         for name, p in model.named_parameters():
             torch.testing.assert_close(p.autoopt_stats.sum_sq, refs[name].square().sum(0))
+
+
+class Seq2Seq(nn.Module):
+    """nn.Transformer (encoder and decoder layers) on one input: source, then target."""
+
+    def __init__(self, batch_first):
+        super().__init__()
+        self.bf = batch_first
+        self.net = nn.Transformer(8, 2, 1, 1, 16, dropout=0.0, batch_first=batch_first)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        src, tgt = x[:, :4], x[:, 4:]
+        if not self.bf:
+            src, tgt = src.transpose(0, 1), tgt.transpose(0, 1)
+        mask = nn.Transformer.generate_square_subsequent_mask(tgt.shape[0 if not self.bf else 1])
+        h = self.net(src, tgt, tgt_mask=mask, tgt_is_causal=True)
+        return self.head((h if self.bf else h.transpose(0, 1)).mean(1))
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_with_decoder_both_layouts(batch_first):
+    torch.manual_seed(15)
+    model = Seq2Seq(batch_first)
+    x, y = torch.randn(4, 7, 8), torch.randint(0, 3, (4,))
+    plain = model(x)
+    with track(model):
+        torch.testing.assert_close(model(x), plain, atol=1e-6, rtol=1e-6)
+    _check(model, x, y)

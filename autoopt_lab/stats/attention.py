@@ -9,9 +9,10 @@ outputs are torch's), with the in- and out-projections through
 Attention written with ``F.scaled_dot_product_attention`` between ``nn.Linear`` layers needs
 nothing: the Linear hooks see it.
 
-``TransformerEncoderLayer``/``TransformerDecoderLayer`` with ``batch_first=False`` run
+``nn.Transformer`` and its encoder/decoder stacks and layers with ``batch_first=False`` run
 batch-first inside a tracked model (:func:`batch_first_forward`): the hook rules of their
-Linear and LayerNorm layers take dimension 0 as the batch.
+Linear and LayerNorm layers take dimension 0 as the batch. (Other layers applied to
+sequence-first tensors are not found: the hook engine takes dimension 0 as the batch.)
 
 >>> import torch
 >>> from autoopt_lab.stats import track
@@ -216,33 +217,46 @@ def _attention(
 
 
 # ----------------------------------------------------------------------------- layouts
-_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+_LAYOUTS = (
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.Transformer,
+)
+#: the second sequence argument, ``(S, N, E)`` too
+_SECOND = {nn.TransformerDecoderLayer: "memory", nn.TransformerDecoder: "memory",
+           nn.Transformer: "tgt"}
 
 
-def batch_first_forward(layer: nn.Module, report: Report, x: Tensor, *args: Any, **kwargs: Any):
-    """A ``batch_first=False`` transformer layer's forward, run batch-first inside."""
-    if x.dim() != 3:
-        return type(layer).forward(layer, x, *args, **kwargs)
-    attns = [a for a in (getattr(layer, "self_attn", None), getattr(layer, "multihead_attn", None))
-             if a is not None]
-    if isinstance(layer, nn.TransformerDecoderLayer):  # memory is (S, N, E) too
-        if args:
-            args = (args[0].transpose(0, 1), *args[1:])
-        else:
-            kwargs["memory"] = kwargs["memory"].transpose(0, 1)
-    for a in attns:
-        a.batch_first = True
+def _seq_first(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if getattr(m, "batch_first", None) is False]
+
+
+def batch_first_forward(module: nn.Module, report: Report, x: Tensor, *args: Any, **kwargs: Any):
+    """A ``batch_first=False`` transformer (layer or stack) run batch-first inside: every
+    ``batch_first`` flag under it is True for the call, the sequences are transposed."""
+    flags = _seq_first(module)
+    if x.dim() != 3 or not flags:  # unbatched, or an enclosing stack already switched
+        return type(module).forward(module, x, *args, **kwargs)
+    second = _SECOND.get(type(module))
+    if second is not None and args:
+        args = (args[0].transpose(0, 1), *args[1:])
+    elif second is not None:
+        kwargs[second] = kwargs[second].transpose(0, 1)
+    for m in flags:
+        m.batch_first = True
     try:
-        return type(layer).forward(layer, x.transpose(0, 1), *args, **kwargs).transpose(0, 1)
+        return type(module).forward(module, x.transpose(0, 1), *args, **kwargs).transpose(0, 1)
     finally:
-        for a in attns:
-            a.batch_first = False
+        for m in flags:
+            m.batch_first = False
 
 
 def replacement(module: nn.Module) -> tuple[Callable, bool] | None:
     """``(tracked forward, owns its children's parameters)`` for a layer of this module."""
     if type(module) is nn.MultiheadAttention:
         return mha_forward, True
-    if type(module) in _LAYERS and not module.self_attn.batch_first:
+    if type(module) in _LAYOUTS and _seq_first(module):
         return batch_first_forward, False
     return None
