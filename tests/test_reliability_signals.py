@@ -128,3 +128,15 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "arena", "reproduce"])
+def test_every_store_command_says_what_ctrl_c_kept(tmp_path, command):
+    from autoopt_lab.cli import build_parser, interrupted
+
+    store = tmp_path / "s.sqlite"
+    ResultsStore(store).add_run(RunConfig(optimizer="sgd", lr=0.1, momentum=0.0, **TINY),
+                                {"final_test_err_pct": 1.0})
+    args = build_parser().parse_args([command, "--out", str(tmp_path), "--store", str(store)])
+    assert interrupted(args) == (f"1 finished run kept in {store}; rerun the same command to "
+                                 "resume (finished runs are not redone)")

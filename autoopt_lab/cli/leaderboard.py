@@ -19,6 +19,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from autoopt_lab.cli import store_kept
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of this process (workers use one each)")
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, on_interrupt=lambda args: store_kept(
+        args.store or Path(args.out) / "leaderboard.sqlite"))
 
 
 def main(args: argparse.Namespace) -> int:
