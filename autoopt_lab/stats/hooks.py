@@ -4,6 +4,13 @@ Forward hooks keep each supported layer's input; a tensor hook on the layer's ou
 the gradient that reaches it, and the layer's rule (:mod:`autoopt_lab.stats.rules`) turns the
 pair into ``sum_i g_i * g_i`` for each parameter, which is attached to the parameter.
 
+Layers whose own forward bypasses module hooks run a tracked forward that reports per-sample
+gradients itself: ``nn.MultiheadAttention`` (:mod:`.attention`), ``nn.LSTM``/``nn.GRU``
+(:mod:`.recurrent`), Conv1d/Conv2d fused (:mod:`.fused`). A parameter used several times in
+one forward (a reused layer, tied weights) adds up its per-sample gradients before squaring.
+Rules compute in float32 under autocast; under ``torch.compile`` the hooks run eagerly
+(graph breaks), whether the model was compiled before or after ``track``.
+
 >>> import torch, torch.nn.functional as F
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
 >>> x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
