@@ -246,8 +246,8 @@ def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float | Tensor = float("inf"))
 
 
 def trust_scale(
-    update: Tensor, weights: Tensor, segments: Tensor, count: int, ratio: float,
-    sizes: list[int] | None = None,
+    update: Tensor, weights: Tensor | list[Tensor], segments: Tensor | None, count: int,
+    ratio: float, sizes: list[int] | None = None,
 ) -> Tensor:
     """Per tensor, the factor in (0, 1] that keeps ``||update|| <= ratio ||w||``, ``(count,)``.
 
@@ -255,15 +255,21 @@ def trust_scale(
     fraction of its norm leaves the region where the measured curvature describes the loss
     (a ReLU network is only piecewise quadratic). The factor scales the learning rate and
     keeps the momentum. A tensor with ``w = 0`` is not limited (as LAMB's trust ratio).
+    ``weights`` is flat (with ``segments``) or the list of tensors (with ``sizes``, the
+    multi-tensor path: no flat copy).
 
     >>> u, w = torch.tensor([3.0, 4.0, 0.1]), torch.tensor([10.0, 0.0, 1.0])
     >>> trust_scale(u, w, torch.tensor([0, 0, 1]), 2, 0.1)
     tensor([0.2000, 1.0000], dtype=torch.float64)
+    >>> trust_scale(u, [w[:2], w[2:]], None, 2, 0.1, [2, 1])
+    tensor([0.2000, 1.0000], dtype=torch.float64)
     """
-    if sizes is not None:  # per-tensor cascaded sums, no float64 copy
-        from .gamma import segment_sums
+    if sizes is not None:
+        from .flat import sq_norms
 
-        nu, nw = segment_sums(torch.stack([update * update, weights * weights]), sizes).unbind(1)
+        nu = sq_norms(list(update.split(sizes)))
+        nw = sq_norms(list(weights)) if isinstance(weights, list) else sq_norms(
+            list(weights.split(sizes)))
     else:
         nu = torch.zeros(count, dtype=torch.float64, device=update.device)
         nw = torch.zeros_like(nu)

@@ -60,3 +60,23 @@ def combine_segments(
     torch._foreach_mul_(views, list(ca.to(a.dtype).unbind()))
     torch._foreach_add_(views, torch._foreach_mul(others, list(cb.to(a.dtype).unbind())))
     return out
+
+
+def segment_dots(a: Tensor, b: Tensor, sizes: list[int]) -> Tensor:
+    """``<a_k, b_k>`` for every segment ``k`` of two flat tensors, ``(P,)`` float64; no
+    temporary of the full size.
+
+    >>> segment_dots(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0, 6.0]), [2, 1])
+    tensor([14., 18.], dtype=torch.float64)
+    """
+    dots = [torch.dot(x, y) for x, y in zip(a.split(sizes), b.split(sizes), strict=True)]
+    return torch.stack(dots).to(torch.float64)
+
+
+def sq_norms(tensors: list[Tensor]) -> Tensor:
+    """``||t||^2`` of each tensor, ``(P,)`` float64, by one multi-tensor norm.
+
+    >>> sq_norms([torch.tensor([3.0, 4.0]), torch.ones(4)])
+    tensor([25.,  4.], dtype=torch.float64)
+    """
+    return torch.stack(torch._foreach_norm(tensors)).to(torch.float64).square()

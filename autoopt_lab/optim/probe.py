@@ -23,7 +23,7 @@ from . import curvature as C
 from . import gamma as G
 from .batch import Batch, expander
 from .closures import closure_products
-from .flat import flatten
+from .flat import flatten, segment_dots
 
 
 class CurvatureProbe:
@@ -125,7 +125,7 @@ class CurvatureProbe:
             d_prev = current_inverse_hessian(b.pre_state, b.steps, b.group,
                                              expander(b.seg, b.sizes))
             u = b.prev if d_prev is None else d_prev * b.prev  # the last update, s = -u
-            moved = -G.segment_sums((u * b.flat).unsqueeze(0), b.sizes)[:, 0]
+            moved = -segment_dots(u, b.flat, b.sizes)
             memory = torch.stack([s["secant"] for s in b.states])
             # every step measures: the same memory in steps as one hvp every curvature_every
             decay = b.group["curvature_ewma"] ** (1.0 / b.group["curvature_every"])

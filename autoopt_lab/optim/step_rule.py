@@ -23,7 +23,7 @@ from ..stats import record
 from . import curvature as C
 from . import gamma as G
 from .batch import Batch
-from .flat import flatten, mul_segments_, unflatten
+from .flat import mul_segments_, segment_dots, unflatten
 
 
 def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -59,8 +59,8 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
                            active.to(torch.float64), sizes)
     factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
-        scale = C.trust_scale(update, flatten(params), seg, len(params), group["trust_ratio"],
-                              sizes)
+        scale = C.trust_scale(update, [p.detach() for p in params], None, len(params),
+                              group["trust_ratio"], sizes)
         update, ghat = mul_segments_(update, scale, sizes), mul_segments_(ghat, scale, sizes)
         old = torch.stack([s["trust_scale"] for s in states])
         torch._foreach_copy_(
@@ -98,9 +98,10 @@ def _remember_step(
 ) -> None:
     """What the next step's secant needs: ``s^T g_t``, ``a V_t`` and ``s^T D^-1 s`` for the
     step ``s = -update`` (docs/curvature.md, section 9)."""
-    sums = G.segment_sums(torch.stack([-update * b.flat, ghat * update]), b.sizes)
+    before = -segment_dots(update, b.flat, b.sizes)
+    quad = segment_dots(ghat, update, b.sizes)
     coef = (1 - gamma_used[:, 0] - gamma_used[:, 1]) * factor  # a: the weight of g_t in s
-    memory = torch.stack([sums[:, 0], coef * b.m[:, G.VAR], sums[:, 1]], 1)
+    memory = torch.stack([before, coef * b.m[:, G.VAR], quad], 1)
     memory = torch.where(active.unsqueeze(-1), memory, torch.zeros_like(memory))
     for s in b.states:  # [s^T g_t, a V_t, s^T D^-1 s, then the two running means]
         if "secant" not in s:
