@@ -33,7 +33,6 @@ class AutoAdaGrad(AutoOptimizer):
 
     _init_state = staticmethod(P.adagrad_init)
     _inverse_hessian = staticmethod(P.adagrad_inverse_hessian)
-    _current_inverse_hessian = staticmethod(P.adagrad_current)
 
     def __init__(
         self,

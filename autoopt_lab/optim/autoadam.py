@@ -50,7 +50,6 @@ class AutoAdam(AutoOptimizer):
 
     _init_state = staticmethod(P.adam_init)
     _inverse_hessian = staticmethod(P.adam_inverse_hessian)
-    _current_inverse_hessian = staticmethod(P.adam_current)
 
     def __init__(
         self,

@@ -65,7 +65,6 @@ class AutoSGD(AutoOptimizer):
 
     _init_state = staticmethod(P.sgd_init)
     _inverse_hessian = staticmethod(P.sgd_inverse_hessian)
-    _current_inverse_hessian = staticmethod(P.sgd_current)
 
     def __init__(
         self,

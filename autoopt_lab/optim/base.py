@@ -35,15 +35,13 @@ _INT_KEYS = ("nonfinite_skips", "curvature_count")
 class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
     """Base class: AutoOpt learning rate and momentum per tensor on top of a preconditioner.
 
-    Subclasses set ``_init_state``, ``_inverse_hessian`` and ``_current_inverse_hessian`` and
-    add their own options. Needs per-sample statistics: pass the model itself as ``params``
+    Subclasses set ``_init_state`` and ``_inverse_hessian`` and add their own options. Needs per-sample statistics: pass the model itself as ``params``
     (it is tracked for you), or call :func:`autoopt_lab.track` on it, or compute gradients
     with :func:`autoopt_lab.stats.functional_backward`.
     """
 
     _init_state: Callable[[Tensor], dict[str, Tensor]]
     _inverse_hessian: InverseHessian
-    _current_inverse_hessian: Callable[..., Tensor | None]
 
     def __init__(
         self,
@@ -235,7 +233,7 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
         due = self._probe_due()
         if due:
             self._measure_curvature(prepared, due)
-        self._measure_secant(prepared, type(self)._current_inverse_hessian)
+        self._measure_secant(prepared)
         self._keep_directions(prepared)
         for group in self.param_groups:
             if group.get("curvature", "paper") == "measured":

@@ -35,6 +35,7 @@ BASE_KEYS = (
     "probe_quad",
     "trust_scale",
     "secant",
+    "last_update",
 )
 
 

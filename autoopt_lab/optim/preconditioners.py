@@ -1,8 +1,7 @@
 """Hessian estimates of Table 1, as the diagonal ``D`` of their inverse.
 
-Each preconditioner is a set of pure functions: ``init(param) -> state``,
-``inverse_hessian(state, g, step, options, expand) -> (D or None, new_state)`` and
-``current(state, step, options, expand) -> D`` (the ``D`` the last step used). ``step`` holds
+Each preconditioner is a pair of pure functions: ``init(param) -> state``,
+``inverse_hessian(state, g, step, options, expand) -> (D or None, new_state)``. ``step`` holds
 each tensor's step count, ``(P,)``, and ``expand(x, a, b)`` computes ``x * a + b`` in place
 with ``a``, ``b`` one value per tensor, segment by segment over the flat ``x``, so that
 per-tensor factors are formed once per tensor (no per-element float64 work). ``new_state`` is only
@@ -85,20 +84,3 @@ def adam_inverse_hessian(
     v = torch.addcmul(state["exp_avg_sq"] * beta2, g, g, value=1 - beta2)
     a, b = _adam_factors(step + 1, opt, g.dtype)
     return expand(v.sqrt(), a, b).reciprocal_(), {"exp_avg_sq": v}
-
-
-def sgd_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> None:
-    """SGD's ``D`` as the last step used it: the identity."""
-    return None
-
-
-def adagrad_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> Tensor:
-    """AdaGrad's ``D`` as the last step used it (the stored sum includes that step)."""
-    return 1.0 / (state["sum_sq_grad"].sqrt() + opt["eps"])
-
-
-def adam_current(state: State, step: Tensor, opt: dict, expand: Callable = _same) -> Tensor:
-    """Adam's ``D`` as the last step used it: eq. (11) with the stored second moment and
-    ``step``, the count of steps taken (at least 1)."""
-    a, b = _adam_factors(step.clamp_min(1), opt, state["exp_avg_sq"].dtype)
-    return expand(state["exp_avg_sq"].sqrt(), a, b).reciprocal_()

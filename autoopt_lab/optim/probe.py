@@ -21,7 +21,7 @@ import torch
 
 from . import curvature as C
 from . import gamma as G
-from .batch import Batch, expander
+from .batch import Batch
 from .closures import closure_products
 from .flat import flatten, segment_dots
 
@@ -115,17 +115,15 @@ class CurvatureProbe:
                 stacklevel=4,
             )
 
-    def _measure_secant(self, prepared: list[Batch], current_inverse_hessian) -> None:
+    def _measure_secant(self, prepared: list[Batch]) -> None:
         """Groups with the secant source: ``c`` from the gradient change along the last step."""
         for b in prepared:
             if self._source(b.group) != "secant":
                 continue
             if not all("secant" in s for s in b.states):
                 continue  # no step remembered yet (the first step, or a new tensor)
-            d_prev = current_inverse_hessian(b.pre_state, b.steps, b.group,
-                                             expander(b.seg, b.sizes))
-            u = b.prev if d_prev is None else d_prev * b.prev  # the last update, s = -u
-            moved = -segment_dots(u, b.flat, b.sizes)
+            last = flatten([s["last_update"] for s in b.states])  # the last step was -last
+            moved = -segment_dots(last, b.flat, b.sizes)
             memory = torch.stack([s["secant"] for s in b.states])
             # every step measures: the same memory in steps as one hvp every curvature_every
             decay = b.group["curvature_ewma"] ** (1.0 / b.group["curvature_every"])

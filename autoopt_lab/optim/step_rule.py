@@ -103,10 +103,13 @@ def _remember_step(
     coef = (1 - gamma_used[:, 0] - gamma_used[:, 1]) * factor  # a: the weight of g_t in s
     memory = torch.stack([before, coef * b.m[:, G.VAR], quad], 1)
     memory = torch.where(active.unsqueeze(-1), memory, torch.zeros_like(memory))
-    for s in b.states:  # [s^T g_t, a V_t, s^T D^-1 s, then the two running means]
-        if "secant" not in s:
+    for s, p in zip(b.states, b.params, strict=True):
+        if "secant" not in s:  # [s^T g_t, a V_t, s^T D^-1 s, then the two running means]
             s["secant"] = torch.zeros(5, dtype=torch.float64, device=memory.device)
+            s["last_update"] = torch.zeros_like(p)
     torch._foreach_copy_([s["secant"][:3] for s in b.states], list(memory.unbind()))
+    torch._foreach_copy_([s["last_update"] for s in b.states], unflatten(update, b.params,
+                                                                         b.sizes))
 
 
 def _publish_weights(b: Batch) -> None:
