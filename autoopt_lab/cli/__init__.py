@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.verbose:
             raise
-        sys.stderr.write(f"\nautoopt-lab {args.command}: interrupted; {interrupted(args)}\n")
+        sys.stderr.write(f"autoopt-lab {args.command}: interrupted; {interrupted(args)}\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly, as other Unix tools do

@@ -101,6 +101,7 @@ def terminate_pool(pool: cf.ProcessPoolExecutor) -> None:
         proc.terminate()
     for proc in procs:
         proc.join(timeout=5)
+    pool.shutdown(wait=True)  # the workers are gone: this only joins the pool's own thread
 
 
 class SerialExecutor(Executor):
@@ -120,6 +121,11 @@ def die_with_parent(poll_s: float = 1.0) -> None:
     even after ``kill -9`` and even if that happened before this call), and leave Ctrl-C
     to the parent (the sweep), which ends its workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tqdm import tqdm
+
+    # tqdm's default lock is a multiprocessing semaphore, which a worker ended by the
+    # parent never unlinks (a "leaked semaphore" warning at exit): one process, one thread lock
+    tqdm.set_lock(threading.RLock())
     parent = multiprocessing.parent_process()
     ppid = os.getppid()
 
