@@ -107,8 +107,9 @@ def test_each_optimizer_has_its_own_labelled_settings(tmp_path):
     other.fields["lr"].value = "0.003"
     s = app.read_settings()
     assert s.options == {"lr": 0.1, "momentum": 0.9} and s.compare_options == {"lr": 0.003}
-    main.menu.value = "autosgd"  # an Auto optimizer: no lr, its own options
-    assert "lr" not in main.fields and "max_lr" in main.fields
+    main.menu.value = "autosgd"  # an Auto optimizer: its own options (lr is a multiplier)
+    assert "momentum" not in main.fields and "max_lr" in main.fields
+    assert main.fields["lr"].description == "lr"  # optional here
     assert main.read() == ("autosgd", {})
     main.menu.value = "sgd"  # back: what was typed is kept
     assert main.fields["lr"].value == "0.1"
