@@ -443,3 +443,38 @@ def test_transformer_with_decoder_both_layouts(batch_first):
     with track(model):
         torch.testing.assert_close(model(x), plain, atol=1e-6, rtol=1e-6)
     _check(model, x, y)
+
+
+# ----------------------------------------------------------------------------- ghost norms
+@pytest.mark.parametrize("case", ["self", "cross", "separate", "LSTM", "GRU"])
+@pytest.mark.parametrize("weights", ["identity", "rank1"])
+def test_attention_and_recurrent_ghost_norms(case, weights):
+    """Where the ghost path is taken, Q = sum_i g_i^T W g_i matches the reference."""
+    from autoopt_lab.stats import ghost, record
+
+    torch.manual_seed(16)
+    if case in ("LSTM", "GRU"):
+        model, x = Recurrent(case, False, 2, True), torch.randn(5, 6, 3)
+    else:
+        model = Attn(case, True, False, kdim=6 if case == "separate" else None)
+        x = torch.randn(5, 7, 8)
+    y = torch.randint(0, 3, (x.shape[0],))
+    refs = loop_per_sample_grads(model, F.cross_entropy, x, y)
+    published = {}
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and weights == "rank1":
+            gen = torch.Generator().manual_seed(p.numel())
+            published[name] = (torch.rand(p.shape[0], generator=gen) + 0.1,
+                               torch.rand(p.shape[1], generator=gen) + 0.1)
+            record.publish_weights(p, published[name])
+    ghosts = 0
+    with track(model), ghost.forced("ghost"):
+        F.cross_entropy(model(x), y).backward()
+        for name, p in model.named_parameters():
+            st, ref = p.autoopt_stats, refs[name].double().square().sum(0)
+            if st.scalar:
+                ghosts += name.startswith(("rnn.", "mha."))
+                ref = record.weighted_total(ref, published.get(name))
+            torch.testing.assert_close(st.sum_sq.double(), ref, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(p.grad, refs[name].mean(0), rtol=1e-4, atol=1e-6)
+    assert ghosts >= 2  # the layers' own weights took the ghost path

@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from . import attention, batchnorm, record, recurrent
+from . import attention, batchnorm, ghost, record, recurrent
 from .fused import fusable, fused_forward
 from .rules import LayerRule, UnsupportedModuleError, rule_for, supported_types
 
@@ -310,14 +310,7 @@ class Tracker:
     ) -> object:
         if _suspended or not torch.is_grad_enabled() or _in_functorch():
             return type(module).forward(module, *args, **kwargs)
-        key = self._key(module)
-        report = functools.partial(self._on_report, module, key)
-        return forward(module, report, *args, **kwargs)
-
-    def _on_report(
-        self, module: nn.Module, key: tuple[int, int], n: int, grads: dict[str, Tensor]
-    ) -> None:
-        self._finish(module, key, n, per_sample=grads)
+        return forward(module, _Reporter(self, module, self._key(module)), *args, **kwargs)
 
     def _on_per_sample(
         self, module: nn.Module, key: tuple[int, int], a: Tensor, grads: dict[str, Tensor]
@@ -450,6 +443,25 @@ class Tracker:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+class _Reporter:
+    """Where a replaced forward's backward reports (:data:`autoopt_lab.stats.linears.Report`)."""
+
+    def __init__(self, tracker: Tracker, module: nn.Module, key: tuple[int, int]) -> None:
+        self.tracker, self.module, self.key = tracker, module, key
+
+    def __call__(self, n: int, per_sample: dict[str, Tensor], sums: dict | None = None) -> None:
+        self.tracker._finish(self.module, self.key, n, per_sample=per_sample)
+        if sums:
+            self.tracker._attach(self.module, self.key, n, sums)
+
+    def path(self, name: str, n: int, out: int, in_: int, positions: int) -> str:
+        """The ghost norm where :func:`ghost.choose` finds it cheaper, unless the parameter
+        is used more than once in this forward (its per-sample gradients add up first)."""
+        if self.tracker._uses(self.module.get_parameter(name), self.key[1]) > 1:
+            return "elementwise"
+        return ghost.choose(n, out, in_, positions)
 
 
 def explain_missing(param: Tensor) -> str:

@@ -6,13 +6,17 @@
 a few inputs, where ``w_j``/``b_j`` are row ranges of the layer's parameters. The backward
 computes the input gradients, the per-sample gradients of each parameter (the batch is dimension
 ``batch_dim`` of every input) and the parameter gradients as their sum, and hands the
-per-sample gradients to ``report(n, {name: (N, *shape)})``.
+per-sample gradients to ``report(n, {name: (N, *shape)}, {})``. Where ``report.path`` picks
+the ghost norm for a weight (:mod:`autoopt_lab.stats.ghost`), its statistic comes as a 0-dim
+``Q`` in the third argument and its gradient from one matmul.
 
 >>> import torch
 >>> w = torch.nn.Parameter(torch.randn(6, 4))
 >>> x = torch.randn(5, 3, 4)                         # (T, N, in): the batch is dimension 1
 >>> seen = {}
->>> (y,) = linears([(x, "w", None, None, None)], {"w": w}, lambda n, g: seen.update(g), batch_dim=1)
+>>> def report(n, per_sample, sums):
+...     seen.update(per_sample)
+>>> (y,) = linears([(x, "w", None, None, None)], {"w": w}, report, batch_dim=1)
 >>> y.sum().backward()
 >>> seen["w"].shape, torch.allclose(seen["w"].sum(0), w.grad, atol=1e-5)
 (torch.Size([3, 6, 4]), True)
@@ -28,7 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-Report = Callable[[int, dict[str, Tensor]], None]
+from . import ghost, record
+
+#: ``report(n, per_sample, sums)``: per-sample gradients ``(N, *shape)`` and ready statistics
+#: (0-dim ghost norms) by parameter name; it may carry a ``path(name, n, out, in_, positions)``
+#: method choosing ``"ghost"`` or ``"elementwise"`` per weight.
+Report = Callable[..., None]
 #: One projection: input, weight name, its rows (None: all), bias name (or None), its rows.
 Projection = tuple[Tensor, str, "slice | None", "str | None", "slice | None"]
 
@@ -77,6 +86,7 @@ class _Linears(torch.autograd.Function):
         batch_dim, n, report = ctx.meta
         grads: list[Tensor | None] = [None] * len(tensors)
         per_sample: dict[int, Tensor] = {}
+        sums: dict[int, Tensor] = {}
         for (xi, wi, w_rows, bi, b_rows), dz in zip(ctx.plan, douts, strict=True):
             if dz is None:
                 continue
@@ -89,14 +99,44 @@ class _Linears(torch.autograd.Function):
             dzb = _to_batch_major(dz, batch_dim, n)
             if ctx.needs_input_grad[3 + wi]:
                 xb = _to_batch_major(x, batch_dim, n).to(w.dtype)
-                _add_rows(per_sample, wi, w, w_rows, torch.bmm(dzb.transpose(1, 2), xb))
+                if statistics_path(report, ctx.names[wi], w, n, xb.shape[1]) == "ghost":
+                    weights = _row_weights(record.published_weights(w), w_rows)
+                    q = ghost.linear_ghost_norm(xb, dzb, weights)
+                    sums[wi] = q if wi not in sums else sums[wi] + q
+                    g = dz.reshape(-1, dz.shape[-1]).t() @ x.reshape(-1, x.shape[-1]).to(w.dtype)
+                    if grads[wi] is None:
+                        grads[wi] = torch.zeros_like(w)
+                    _rows(grads[wi], w_rows).add_(g)
+                else:
+                    _add_rows(per_sample, wi, w, w_rows, torch.bmm(dzb.transpose(1, 2), xb))
             if bi is not None and ctx.needs_input_grad[3 + bi]:
                 _add_rows(per_sample, bi, tensors[bi], b_rows, dzb.sum(1))
         for idx, ps in per_sample.items():
             grads[idx] = ps.sum(0)
-        if per_sample:
-            report(n, {ctx.names[idx]: ps for idx, ps in per_sample.items()})
+        if per_sample or sums:
+            report(
+                n,
+                {ctx.names[idx]: ps for idx, ps in per_sample.items()},
+                {ctx.names[idx]: q for idx, q in sums.items()},
+            )
         return (None, None, None, *grads)
+
+
+def statistics_path(report: Report, name: str, w: Tensor, n: int, positions: int) -> str:
+    """The statistics path of a weight: the tracker's choice (``report.path``) if it makes
+    one (it takes per-sample gradients where a parameter must be combined over uses)."""
+    choose = getattr(report, "path", None)
+    if choose is None:
+        return "elementwise"
+    return choose(name, n, w.shape[0], w[0].numel(), positions)
+
+
+def _row_weights(
+    weights: tuple[Tensor, Tensor] | None, rows: slice | None
+) -> tuple[Tensor, Tensor] | None:
+    if weights is None or rows is None:
+        return weights
+    return weights[0].reshape(-1)[rows], weights[1]
 
 
 def linears(

@@ -9,11 +9,13 @@ recurrent projection keeps its output gradient, and one batched product per laye
 per-sample ``weight_hh``/``bias_hh`` gradients (and their sum, the parameter gradient) once the
 backward has passed the first step. The outputs equal nn.LSTM's/nn.GRU's to float rounding.
 
+Where :func:`autoopt_lab.stats.ghost.choose` finds it cheaper, a weight's statistic is the
+ghost norm (0-dim ``Q``, no per-sample gradients) and its gradient one matmul.
+
 Cost (forward + backward, CPU, one thread, N = 32, T = 32, hidden 128, plain and tracked
-steps alternated on a shared machine): LSTM 2.0-2.3x ``nn.LSTM``, GRU 1.4-1.5x ``nn.GRU``.
-The per-sample products (a batched matmul over samples whose contraction is only T long,
-~2x the time of the weight-gradient matmul of the same size) and the per-step Python of the
-unrolled recurrence share the added time.
+steps alternated on a shared machine, both weights on the ghost path): LSTM 1.8-1.9x
+``nn.LSTM``, GRU 1.3x ``nn.GRU``; the unrolled recurrence alone (no statistics) is 1.5x.
+With per-sample gradients (elementwise path) the LSTM was 2.0-2.3x.
 
 Not covered: ``PackedSequence`` input and ``proj_size`` (refused with a message).
 
@@ -38,7 +40,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence
 
-from .linears import Report, linears
+from . import ghost, record
+from .linears import Report, linears, statistics_path
 from .rules import UnsupportedModuleError, register_rule
 
 
@@ -77,26 +80,37 @@ class _Recurrent(torch.autograd.Function):
         ctx: Any, h0: Tensor, weight: Tensor, bias: Tensor | None, steps: dict, meta: tuple
     ) -> Tensor:
         ctx.steps, ctx.meta, ctx.has_bias = steps, meta, bias is not None
-        ctx.weight_dtype = weight.dtype
+        ctx.save_for_backward(weight)
         return h0.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dh0: Tensor) -> tuple:  # type: ignore[override]
         names, report = ctx.meta
+        (weight,) = ctx.saved_tensors
         inputs, grads = ctx.steps["inputs"], ctx.steps["grads"]
         kept = [t for t in range(len(inputs)) if grads[t] is not None]
         grad_w = grad_b = None
         if kept:
-            dz = torch.stack([grads[t] for t in kept]).to(ctx.weight_dtype)  # (T, N, G)
-            h = torch.stack([inputs[t] for t in kept]).to(ctx.weight_dtype)  # (T, N, H)
-            per_sample = {names[0]: torch.einsum("tng,tnh->ngh", dz, h)}
+            dz = torch.stack([grads[t] for t in kept]).to(weight.dtype)  # (T, N, G)
+            h = torch.stack([inputs[t] for t in kept]).to(weight.dtype)  # (T, N, H)
+            n, per_sample, sums = dz.shape[1], {}, {}
             if ctx.has_bias:
                 per_sample[names[1]] = dz.sum(0)
-            report(dz.shape[1], per_sample)
-            grad_w = per_sample[names[0]].sum(0) if ctx.needs_input_grad[1] else None
+            if statistics_path(report, names[0], weight, n, len(kept)) == "ghost":
+                weights = record.published_weights(weight)
+                sums[names[0]] = ghost.linear_ghost_norm(
+                    h.transpose(0, 1), dz.transpose(0, 1), weights
+                )
+                if ctx.needs_input_grad[1]:
+                    grad_w = dz.reshape(-1, dz.shape[-1]).t() @ h.reshape(-1, h.shape[-1])
+            else:
+                per_sample[names[0]] = torch.einsum("tng,tnh->ngh", dz, h)
+                if ctx.needs_input_grad[1]:
+                    grad_w = per_sample[names[0]].sum(0)
             if ctx.has_bias and ctx.needs_input_grad[2]:
                 grad_b = per_sample[names[1]].sum(0)
+            report(n, per_sample, sums)
         ctx.steps.clear()
         return dh0, grad_w, grad_b, None, None
 
