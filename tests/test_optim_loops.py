@@ -224,3 +224,23 @@ def test_secant_noise_correction_is_unbiased():
                                torch.full((draws,), a * v, dtype=torch.float64),
                                (s * s).sum(1))
     assert torch.isnan(ratio).any() or (ratio > 0).all()
+
+
+def test_grad_scaler_unscale_gives_the_unscaled_run():
+    """GradScaler multiplies the loss by 2^16 and unscale_ divides the gradients in place:
+    the statistics follow, and the run equals the one without a scaler."""
+    runs = []
+    for scaled in (False, True):
+        torch.manual_seed(0)
+        model = _model()
+        opt = AutoAdam(model)
+        scaler = torch.amp.GradScaler("cpu", enabled=scaled)
+        for x, y in _data(5):
+            opt.zero_grad()
+            scaler.scale(F.nll_loss(model(x), y)).backward()
+            scaler.unscale_(opt)
+            scaler.step(opt)
+            scaler.update()
+        runs.append(_params(model))
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
