@@ -147,3 +147,16 @@ def test_a_tuning_cache_on_a_stream_output_is_refused(tmp_path, capsys, fmnist_t
     assert main(args) == 2
     assert "--tuning-cache and --out's summary.json are the same file" in _one_line(capsys,
                                                                                      "stream")
+
+
+def test_a_stream_command_releases_its_folders_when_it_ends(tmp_path, capsys, fmnist_train):
+    from autoopt_lab.streams import outdir
+
+    a = tmp_path / "a.toml"
+    a.write_text(SCENARIO.replace('name="p"', 'name="a"'))
+    b = tmp_path / "b.toml"
+    b.write_text(SCENARIO.replace('name="p"', 'name="b"'))
+    out = tmp_path / "out"
+    assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out),
+                 "--threads", "1"]) == 0
+    assert outdir._HELD == {}

@@ -162,13 +162,11 @@ def _validate(scenarios: list[Any], args: argparse.Namespace, device: Any) -> in
 def main(args: argparse.Namespace) -> int:
     from autoopt_lab.devices import resolve_device
     from autoopt_lab.streams import (
-        DEFAULT_MAX_STEPS,
         apply_shared_options,
         find_scenario,
         parse_optimizers,
         parse_seeds,
         resolve_mode,
-        run_scenario,
     )
 
     check_positive(args, "steps_scale", "checkpoint_every", "threads", "max_steps", "max_batch")
@@ -188,9 +186,20 @@ def main(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if not args.out:
         raise ValueError("--out DIR is required to run a scenario")
-    from autoopt_lab.streams.outdir import ensure_writable
+    from autoopt_lab.streams.outdir import ensure_writable, lock_output, release_output
 
     out = ensure_writable(args.out)
+    lock_output(out)  # one stream command per --out (each scenario's folder is locked too)
+    try:
+        return _run(args, scenarios, entries, seeds, mode, device, out)
+    finally:
+        release_output(out)
+
+
+def _run(args: argparse.Namespace, scenarios: list[Any], entries: list[Any], seeds: Any,
+         mode: Any, device: Any, out: Any) -> int:
+    from autoopt_lab.streams import DEFAULT_MAX_STEPS, run_scenario
+
     if args.threads:
         import torch
 
