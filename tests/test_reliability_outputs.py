@@ -160,3 +160,15 @@ def test_a_stream_command_releases_its_folders_when_it_ends(tmp_path, capsys, fm
     assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out),
                  "--threads", "1"]) == 0
     assert outdir._HELD == {}
+
+
+def test_no_folder_is_claimed_while_another_scenario_is_invalid(tmp_path, capsys, fmnist_train):
+    a = tmp_path / "a.toml"
+    a.write_text(SCENARIO.replace('name="p"', 'name="a"'))
+    b = tmp_path / "b.toml"  # too large a batch for the data: refused
+    b.write_text(SCENARIO.replace('name="p"', 'name="b"').replace("batch_size=16",
+                                                                  "batch_size=10000000"))
+    out = tmp_path / "out"
+    assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out),
+                 "--threads", "1"]) == 2
+    assert not (out / "a" / "stream.json").exists()

@@ -229,6 +229,8 @@ def _run(args: argparse.Namespace, scenarios: list[Any], entries: list[Any], see
     common = dict(device=device, seeds=seeds, grid=mode.grid, tuning_cache=cache,
                   checkpoint_every=args.checkpoint_every, fresh=args.fresh,
                   max_steps=args.max_steps or DEFAULT_MAX_STEPS, max_batch=args.max_batch)
+    for sc in scenarios:  # every scenario valid before any folder is claimed
+        run_scenario(sc, entries, out=None, check_only=True, **common)
     for sc, folder in zip(scenarios, folders, strict=True):  # every folder before any work
         run_scenario(sc, entries, out=out / folder if many else out, check_only=True, **common)
     all_rows, opt_rows = [], []
