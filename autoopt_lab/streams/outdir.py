@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +37,8 @@ from .identity import canonical, differences
 
 __all__ = ["MANIFEST", "OutputBusyError", "OutputExistsError", "atomic_write_text",
            "claim_output", "ensure_writable", "lock_output", "record_files", "release_output"]
+
+logger = logging.getLogger(__name__)
 
 #: The manifest file of an output folder.
 MANIFEST = "stream.json"
@@ -70,6 +73,9 @@ def lock_output(out: str | os.PathLike[str]) -> None:
         raise OutputBusyError(f"output folder {out} is in use by another stream command (pid "
                               f"{holder}); nothing was changed. Wait for it to finish, or "
                               "write to another --out") from None
+    except OSError as exc:  # a file system without locks (some network ones): go on unlocked
+        logger.warning("cannot lock output folder %s (%s); another stream command could "
+                       "write into it at the same time", out, exc.strerror or exc)
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     _HELD[key] = fd
