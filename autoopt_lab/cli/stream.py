@@ -96,10 +96,13 @@ def _kept(args: argparse.Namespace) -> str:
     from pathlib import Path
 
     n = sum(1 for _ in Path(args.out).glob("**/runs/*.json"))
-    ckpt = (f" and each unfinished run's last checkpoint (every {args.checkpoint_every} steps)"
-            if args.checkpoint_every else "")
+    if args.checkpoint_every:
+        ckpt, how = (f" and each unfinished run's last checkpoint (every "
+                     f"{args.checkpoint_every} steps)"), ""
+    else:
+        ckpt, how = "", " (an unfinished run starts again; --checkpoint-every N resumes mid-run)"
     return (f"{n} finished run{'s' if n != 1 else ''}{ckpt} kept in {args.out}; rerun the same "
-            "command to resume")
+            f"command to resume{how}")
 
 
 def _list() -> int:
