@@ -61,8 +61,11 @@ class _Interrupted(Executor):
         type(self).closed += 1
 
 
+register_executor("test-interrupted", _Interrupted)
+
+
 def test_an_interrupted_sweep_aborts_its_workers_instead_of_waiting(tmp_path):
-    register_executor("test-interrupted", _Interrupted)
+    _Interrupted.aborted = _Interrupted.closed = 0
     cfgs = [RunConfig(optimizer="sgd", lr=lr, momentum=0.0, **TINY) for lr in (0.1, 0.01)]
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfgs, tmp_path / "s.sqlite", executor="test-interrupted", progress=False)
@@ -140,3 +143,16 @@ def test_every_store_command_says_what_ctrl_c_kept(tmp_path, command):
     args = build_parser().parse_args([command, "--out", str(tmp_path), "--store", str(store)])
     assert interrupted(args) == (f"1 finished run kept in {store}; rerun the same command to "
                                  "resume (finished runs are not redone)")
+
+
+def test_a_sweep_whose_store_fails_aborts_its_workers_too(tmp_path, monkeypatch):
+    _Interrupted.aborted = _Interrupted.closed = 0
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "s.sqlite"))
+
+    monkeypatch.setattr(ResultsStore, "add_failure", full)
+    cfgs = [RunConfig(optimizer="sgd", lr=lr, momentum=0.0, **TINY) for lr in (0.1, 0.01)]
+    with pytest.raises(OSError):
+        run_sweep(cfgs, tmp_path / "s.sqlite", executor="test-interrupted", progress=False)
+    assert (_Interrupted.aborted, _Interrupted.closed) == (1, 0)

@@ -165,8 +165,8 @@ def run_sweep(
                 report.failed += 1
                 logger.warning("run %s failed:\n%s", outcome.config.label(), outcome.error)
             bar.update(1)
-    except KeyboardInterrupt:
-        if own:
+    except BaseException:  # Ctrl-C, or a store that cannot take more (a full disk)
+        if own:  # what runs now could not be stored: end the workers instead of waiting
             ex.abort()
             own = False
         raise
