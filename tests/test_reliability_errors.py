@@ -168,3 +168,21 @@ def test_a_truncated_unpacked_file_is_named_and_unpacked_again(tmp_path, debian_
     _, y, _ = load_arrays("fashion-mnist", train=False, root=root)
     assert len(y) == 10000 and raw.read_bytes() == whole
     assert f"{raw} is truncated or corrupt" in caplog.text
+
+
+def test_a_truncated_mnist_file_under_the_root_is_named(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("AUTOOPT_OFFLINE", "1")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    header = {"images": b"\0\0\x08\x03" + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2,
+              "labels": b"\0\0\x08\x01" + (60000).to_bytes(4, "big")}
+    for split in ("train", "t10k"):
+        for kind, n in (("images", "idx3"), ("labels", "idx1")):
+            (raw / f"{split}-{kind}-{n}-ubyte").write_bytes(header[kind] + b"\0" * 1000)
+    damaged = raw / "train-images-idx3-ubyte"
+    try:
+        load_arrays("mnist", train=True, root=tmp_path)
+    except DataUnavailableError as exc:  # no other source here: the fix is to delete it
+        assert f"{damaged} is truncated or corrupt" in str(exc)
+        assert "delete the damaged file" in str(exc)
+    assert f"{damaged} is truncated or corrupt (1,016 bytes" in caplog.text

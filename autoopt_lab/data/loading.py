@@ -109,7 +109,9 @@ def _load_raw(name: str, train: bool, root: str, download: bool) -> sources.RawA
         try:
             raw = attempt()
         except sources.SourceFailed as exc:
-            logger.debug("%s: %s failed: %s", name, label, exc)
+            damaged = sources.DAMAGED in str(exc)  # never passed over in silence
+            logger.log(logging.WARNING if damaged else logging.DEBUG, "%s: %s failed: %s",
+                       name, label, exc)
             tried.append((label, str(exc)))
             continue
         check_labels(name, raw.y, raw.source, raw.location)
