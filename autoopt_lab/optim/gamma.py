@@ -75,23 +75,20 @@ def segment_moments(
         cols = torch.stack([g * dg, g * dp, prev * dp, ds - n * g0 * d0], 1)
         out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
         out.index_add_(0, segments, cols.to(torch.float64))
-    else:  # the four columns written in place into one buffer, then summed per tensor
-        cols = torch.empty(4, g.numel(), dtype=g.dtype, device=g.device)
-        dg = g if inv_hessian is None else torch.mul(inv_hessian, g, out=cols[3])
-        torch.mul(g, dg, out=cols[0])
-        if inv_hessian is None:
-            torch.mul(g, prev, out=cols[1])
-            torch.mul(prev, prev, out=cols[2])
-        else:
-            dp = inv_hessian * prev
-            torch.mul(g, dp, out=cols[1])
-            torch.mul(prev, dp, out=cols[2])
-        # V's column: D S - N g0 D g0 (for g0 = g, N g D g is N times column 0)
-        centred = cols[0] * n if same else g0 * (g0 if inv_hessian is None else
-                                                 inv_hessian * g0) * n
-        ds = sum_sq if inv_hessian is None else torch.mul(inv_hessian, sum_sq, out=cols[3])
-        torch.sub(ds, centred, out=cols[3])
-        out = segment_sums(cols, sizes)
+    else:  # per-tensor dot products: two temporaries of the parameters' size at a time
+        from .flat import segment_dots, segment_totals
+
+        dg = g if inv_hessian is None else inv_hessian * g
+        agg = segment_dots(g, dg, sizes)
+        dp = prev if inv_hessian is None else inv_hessian * prev
+        agp, app = segment_dots(g, dp, sizes), segment_dots(prev, dp, sizes)
+        del dp
+        # V's column: sum_j D_j (S_j - N g0_j^2), each term formed before summing
+        centred = torch.addcmul(sum_sq, g0, g0, value=-n) if isinstance(n, float) else \
+            sum_sq - n * g0 * g0
+        var = segment_totals(centred, sizes) if inv_hessian is None else \
+            segment_dots(inv_hessian, centred, sizes)
+        out = torch.stack([agg, agp, app, var], 1)
     var = out[:, VAR] / (batch_size * (batch_size - 1))
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
 
