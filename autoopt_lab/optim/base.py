@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..stats import record, track
+from ..stats import explain_missing, record, track
 from .batch import Batch, prepare_batch
 from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
@@ -176,7 +176,8 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
                 if st is None:
                     raise RuntimeError(
                         f"parameter {name!r} has a gradient but no per-sample statistics: "
-                        "pass the model itself to the optimizer (AutoAdam(model)), or call "
+                        + (explain_missing(p) + " " if self._tracked(p) else "")
+                        + "Pass the model itself to the optimizer (AutoAdam(model)), or call "
                         "autoopt_lab.track(model) before the forward pass (or compute the "
                         "gradients with autoopt_lab.stats.functional_backward)"
                     )
@@ -187,6 +188,14 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
                     "opt.zero_grad() before each step"
                 )
         return entries
+
+    @staticmethod
+    def _tracked(p: Tensor) -> bool:
+        """Whether some tracker holds ``p`` (then it can say why no statistics came)."""
+        try:
+            return not explain_missing(p).startswith("no tracked model")
+        except Exception:  # an explanation must never hide the real error
+            return False
 
     def _segments(self, params: list[Tensor]) -> tuple[Tensor, list[int]]:
         """Element -> tensor index for a flat concatenation of ``params`` (cached)."""
