@@ -186,3 +186,15 @@ def test_a_truncated_mnist_file_under_the_root_is_named(tmp_path, caplog, monkey
         assert f"{damaged} is truncated or corrupt" in str(exc)
         assert "delete the damaged file" in str(exc)
     assert f"{damaged} is truncated or corrupt (1,016 bytes" in caplog.text
+
+
+def test_reproduce_with_failed_runs_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from autoopt_lab.experiments.sweep import SweepReport
+
+    monkeypatch.setattr("autoopt_lab.experiments.reproduce.ensure_runs",
+                        lambda *a, **k: SweepReport(3, 0, 1, 2, 1.0))
+    monkeypatch.setattr("autoopt_lab.experiments.reproduce.check_data", lambda *a, **k: None)
+    out = tmp_path / "r"
+    assert main(["reproduce", "--out", str(out), "--mode", "smoke", "--no-progress"]) == 1
+    line = _one_line(capsys, "reproduce")
+    assert "2 runs failed" in line and str(out / "results.sqlite") in line

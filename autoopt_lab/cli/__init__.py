@@ -48,6 +48,8 @@ def error_exit_code(exc: BaseException) -> int | None:
     """The exit code for an expected error, or None for a bug (which keeps its traceback)."""
     from autoopt_lab.data.errors import DataUnavailableError
 
+    if isinstance(getattr(exc, "exit_code", None), int):  # an error that says its own code
+        return exc.exit_code
     if isinstance(exc, (DataUnavailableError, OSError)):
         return EXIT_IO
     if isinstance(exc, (ValueError, TypeError, KeyError, ImportError, argparse.ArgumentTypeError)):

@@ -207,6 +207,12 @@ def data_label(provenance: dict[str, Any], preset: Preset | str | None = None) -
     return text
 
 
+class RunsFailedError(RuntimeError):
+    """Some runs of the sweep raised; the command line exits with :attr:`exit_code`."""
+
+    exit_code = 1
+
+
 def check_kernel(kernel_name: str) -> None:
     """A ``ValueError`` naming the installed Jupyter kernels unless ``kernel_name`` is one."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -263,7 +269,9 @@ def reproduce(
     )
     t_sweep = time.perf_counter() - t0
     if report.failed:
-        raise RuntimeError(f"{report.failed} runs failed; see the 'error' column of {store_path}")
+        raise RunsFailedError(f"{report.failed} runs failed and were kept with their tracebacks "
+                              f"(the 'error' column of {store_path}); the notebooks were not run. "
+                              "Rerun the same command to retry them")
 
     notebooks: dict[str, list[str]] = {}
     for t in targets:
