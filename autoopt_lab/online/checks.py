@@ -4,7 +4,7 @@ checks on a trial build) and its feature or class names.
 >>> check_optimizer("sf-sgd:momentum=1.5", None)
 Traceback (most recent call last):
 ...
-ValueError: optimizer 'sf-sgd:momentum=1.5': Momentum must be between 0 and 1 exclusive: 1.5
+ValueError: optimizer 'sf-sgd': Momentum must be between 0 and 1 exclusive: 1.5
 """
 
 from __future__ import annotations
