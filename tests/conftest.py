@@ -26,3 +26,15 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make any training, sweep or reproduction run fail the test: a refusal must come first."""
+
+    def refuse(*a, **k):
+        raise AssertionError("training started before the inputs were checked")
+
+    monkeypatch.setattr("autoopt_lab.experiments.run", refuse)
+    monkeypatch.setattr("autoopt_lab.experiments.run_sweep", refuse)
+    monkeypatch.setattr("autoopt_lab.experiments.reproduce.ensure_runs", refuse)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_checks import one_line, tiny_scenario
 
 from autoopt_lab.cli import main
 from autoopt_lab.data import DataUnavailableError, load_arrays, sources
@@ -12,64 +13,33 @@ TRAIN = ["train", "--dataset", "mnist", "--optimizer", "sgd", "--epochs", "1",
 SWEEP = ["--datasets", "mnist", "--optimizers", "sgd", "--batch-sizes", "32", "--momenta", "0",
          "--seeds", "0", "--max-train-samples", "64", "--max-test-samples", "32",
          "--no-progress", "--device", "cpu"]
-SCENARIO = """name="p"
-dataset="{dataset}"
-model="{model}"
-seed=0
-batch_size=16
-[[segments]]
-name="a"
-steps=4
-[[segments]]
-name="b"
-steps=4
-shifts=[{shift}]
-"""
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("training started before the inputs were checked")
-
-    monkeypatch.setattr("autoopt_lab.experiments.run", refuse)
-    monkeypatch.setattr("autoopt_lab.experiments.run_sweep", refuse)
-    monkeypatch.setattr("autoopt_lab.experiments.reproduce.ensure_runs", refuse)
-
-
-def _one_line(capsys, command):
-    out = capsys.readouterr()
-    lines = out.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"autoopt-lab {command}: "), out.err
-    assert "Traceback" not in out.err
-    return lines[0]
 
 
 def _scenario(tmp_path, dataset="fashion-mnist", model="mnist_cnn", shift='{kind="inversion"}'):
     p = tmp_path / "p.toml"
-    p.write_text(SCENARIO.format(dataset=dataset, model=model, shift=shift))
+    p.write_text(tiny_scenario(dataset=dataset, model=model, shift=shift))
     return p
 
 
 @pytest.mark.parametrize("device", ["mps", "xpu"])
 def test_a_device_this_machine_lacks_is_one_line(capsys, no_training, device):
     assert main([*TRAIN, "--lr", "0.1", "--device", device]) == 2
-    assert f"device '{device}' was requested" in _one_line(capsys, "train")
+    assert f"device '{device}' was requested" in one_line(capsys, "train")
 
 
 def test_non_finite_learning_rates_are_one_line(tmp_path, capsys, no_training):
     assert main([*TRAIN, "--lr", "1e400"]) == 2
-    assert "inf" in _one_line(capsys, "train")
+    assert "inf" in one_line(capsys, "train")
     assert main([*TRAIN, "--optimizer", "dog:lr=nan"]) == 2
-    assert "nan" in _one_line(capsys, "train")
+    assert "nan" in one_line(capsys, "train")
     assert main(["sweep", "--store", str(tmp_path / "s.sqlite"), *SWEEP, "--lrs", "1e400"]) == 2
-    assert "inf" in _one_line(capsys, "sweep")
+    assert "inf" in one_line(capsys, "sweep")
 
 
 def test_reproduce_with_an_unknown_kernel_is_refused_before_any_run(tmp_path, capsys,
                                                                    no_training):
     assert main(["reproduce", "--out", str(tmp_path / "r"), "--kernel", "nosuch"]) == 2
-    line = _one_line(capsys, "reproduce")
+    line = one_line(capsys, "reproduce")
     assert "no Jupyter kernel named 'nosuch'" in line and "python3" in line
 
 
@@ -77,7 +47,7 @@ def test_a_scenario_file_that_is_not_utf8_is_named(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b'name="\xff\xfe"\ndataset="mnist"\n')
     assert main(["stream", str(bad), "--validate"]) == 2
-    line = _one_line(capsys, "stream")
+    line = one_line(capsys, "stream")
     assert str(bad) in line and "not UTF-8" in line
 
 
@@ -89,7 +59,7 @@ def test_a_seed_too_large_for_torch_is_refused_when_the_file_is_read(tmp_path, c
         sc = _scenario(tmp_path)
         sc.write_text(sc.read_text().replace("seed=0", "seed=100000000000000000000000"))
     assert main(["stream", str(sc), "--validate"]) == 2
-    line = _one_line(capsys, "stream")
+    line = one_line(capsys, "stream")
     assert "seed" in line and "out of range" in line and str(sc) in line
 
 
@@ -104,12 +74,12 @@ def test_validate_checks_that_the_data_is_here(tmp_path, capsys, monkeypatch):
 def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, capsys, no_training):
     args = [*TRAIN, "--lr", "0.1", "--max-train-samples", "16", "--batch-size", "100000"]
     assert main(args) == 2
-    assert "batch size 100000 is larger than the 16 training samples" in _one_line(capsys,
+    assert "batch size 100000 is larger than the 16 training samples" in one_line(capsys,
                                                                                    "train")
     sweep = ["sweep", "--store", str(tmp_path / "s.sqlite"), *SWEEP, "--lrs", "0.1"]
     sweep[sweep.index("32")] = "100"
     assert main(sweep) == 2
-    assert "batch size 100 is larger than the 64" in _one_line(capsys, "sweep")
+    assert "batch size 100 is larger than the 64" in one_line(capsys, "sweep")
 
 
 def test_a_sweep_says_how_many_runs_diverged_and_which(tmp_path, capsys, monkeypatch):
@@ -196,5 +166,5 @@ def test_reproduce_with_failed_runs_is_one_line_not_a_traceback(tmp_path, capsys
     monkeypatch.setattr("autoopt_lab.experiments.reproduce.check_data", lambda *a, **k: None)
     out = tmp_path / "r"
     assert main(["reproduce", "--out", str(out), "--mode", "smoke", "--no-progress"]) == 1
-    line = _one_line(capsys, "reproduce")
+    line = one_line(capsys, "reproduce")
     assert "2 runs failed" in line and str(out / "results.sqlite") in line

@@ -4,29 +4,10 @@ replaces a file of another kind, and two stream commands never share a folder at
 from __future__ import annotations
 
 import pytest
+from cli_checks import one_line, tiny_scenario, train_args
 
 from autoopt_lab.cli import main
 from autoopt_lab.experiments import ResultsStore, RunConfig
-
-
-def _train(*extra):
-    return ["train", "--dataset", "mnist", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1",
-            "--max-train-samples", "64", "--max-test-samples", "32", "--no-progress", *extra]
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    def refuse(*a, **k):
-        raise AssertionError("training started before the inputs were checked")
-
-    monkeypatch.setattr("autoopt_lab.experiments.run", refuse)
-
-
-def _one_line(capsys, command="train"):
-    out = capsys.readouterr()
-    lines = out.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"autoopt-lab {command}: "), out.err
-    return lines[0]
 
 
 def _store_with_a_run(path):
@@ -40,15 +21,15 @@ def test_json_and_store_on_one_file_are_refused_and_the_store_kept(tmp_path, cap
                                                                     no_training):
     store = tmp_path / "s.sqlite"
     before = _store_with_a_run(store)
-    assert main(_train("--json", str(store), "--store", str(store))) == 2
-    assert "same file" in _one_line(capsys)
+    assert main(train_args("--json", str(store), "--store", str(store))) == 2
+    assert "same file" in one_line(capsys)
     assert store.read_bytes() == before and len(ResultsStore(store)) == 1
 
 
 def test_json_and_trace_on_one_file_are_refused(tmp_path, capsys, no_training):
     out = tmp_path / "x"
-    assert main(_train("--json", str(out), "--trace-csv", str(tmp_path / "." / "x"))) == 2
-    line = _one_line(capsys)
+    assert main(train_args("--json", str(out), "--trace-csv", str(tmp_path / "." / "x"))) == 2
+    line = one_line(capsys)
     assert "--json and --trace-csv are the same file" in line and not out.exists()
 
 
@@ -56,8 +37,8 @@ def test_json_and_trace_on_one_file_are_refused(tmp_path, capsys, no_training):
 def test_an_output_never_replaces_a_file_of_another_kind(tmp_path, capsys, no_training, option):
     store = tmp_path / "s.sqlite"
     before = _store_with_a_run(store)
-    assert main(_train(option, str(store))) == 3
-    line = _one_line(capsys)
+    assert main(train_args(option, str(store))) == 3
+    line = one_line(capsys)
     assert str(store) in line and "SQLite database" in line
     assert store.read_bytes() == before
 
@@ -68,30 +49,15 @@ def test_a_store_named_like_a_report_is_refused(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     rc = main(["arena", "--quick", "--out", str(out), "--store", str(out / "arena.json"),
                "--dry-run"])
-    assert rc == 2 and "arena.json" in _one_line(capsys, "arena")
+    assert rc == 2 and "arena.json" in one_line(capsys, "arena")
     assert not (out / "arena.json").exists()
     rc = main(["reproduce", "--out", str(out), "--store", str(out / "summary.json")])
-    assert rc == 2 and "summary.json" in _one_line(capsys, "reproduce")
-
-
-SCENARIO = """name="p"
-dataset="fashion-mnist"
-model="mnist_cnn"
-seed=0
-batch_size=16
-[[segments]]
-name="a"
-steps=3
-[[segments]]
-name="b"
-steps=3
-shifts=[{kind="inversion"}]
-"""
+    assert rc == 2 and "summary.json" in one_line(capsys, "reproduce")
 
 
 def _stream(tmp_path, out, optimizer="sgd:lr=0.05", *extra):
     sc = tmp_path / "p.toml"
-    sc.write_text(SCENARIO)
+    sc.write_text(tiny_scenario(3))
     return ["stream", str(sc), "--optimizer", optimizer, "--out", str(out), "--threads", "1",
             *extra]
 
@@ -101,7 +67,7 @@ def test_a_refused_spec_writes_nothing_and_leaves_the_folder_free(tmp_path, caps
                                                                    fmnist_train, bad):
     out = tmp_path / "out"
     assert main(_stream(tmp_path, out, bad)) == 2
-    line = _one_line(capsys, "stream")
+    line = one_line(capsys, "stream")
     assert bad.split(":")[1].split("=")[0] in line  # the option named
     assert not (out / "stream.json").exists() and not (out / "runs").exists()
     assert main(_stream(tmp_path, out)) == 0
@@ -118,7 +84,7 @@ def test_a_folder_in_use_by_another_stream_is_refused_at_once(tmp_path, capsys, 
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(fd, b"4242")
         assert main(_stream(tmp_path, out)) == 3
-        line = _one_line(capsys, "stream")
+        line = one_line(capsys, "stream")
         assert "in use by another stream command (pid 4242)" in line
         assert not (out / "stream.json").exists()
     finally:
@@ -131,7 +97,7 @@ def test_checkpoints_are_written_under_unique_temporary_names(tmp_path, fmnist_t
     from autoopt_lab.streams.scenario import parse_scenario
 
     x, y, info = fmnist_train
-    run = StreamRun(parse_scenario(SCENARIO), "sgd", hparams={"lr": 0.1}, device="cpu",
+    run = StreamRun(parse_scenario(tiny_scenario(3)), "sgd", hparams={"lr": 0.1}, device="cpu",
                     data=(x[:500], y[:500], info))
     run.run(2)
     other = tmp_path / "run.ckpt.tmp"  # another process's temporary file
@@ -145,7 +111,7 @@ def test_a_tuning_cache_on_a_stream_output_is_refused(tmp_path, capsys, fmnist_t
     out = tmp_path / "out"
     args = _stream(tmp_path, out, "sgd", "--tuning-cache", str(out / "summary.json"))
     assert main(args) == 2
-    assert "--tuning-cache and --out's summary.json are the same file" in _one_line(capsys,
+    assert "--tuning-cache and --out's summary.json are the same file" in one_line(capsys,
                                                                                      "stream")
 
 
@@ -153,9 +119,9 @@ def test_a_stream_command_releases_its_folders_when_it_ends(tmp_path, capsys, fm
     from autoopt_lab.streams import outdir
 
     a = tmp_path / "a.toml"
-    a.write_text(SCENARIO.replace('name="p"', 'name="a"'))
+    a.write_text(tiny_scenario(3).replace('name="p"', 'name="a"'))
     b = tmp_path / "b.toml"
-    b.write_text(SCENARIO.replace('name="p"', 'name="b"'))
+    b.write_text(tiny_scenario(3).replace('name="p"', 'name="b"'))
     out = tmp_path / "out"
     assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out),
                  "--threads", "1"]) == 0
@@ -164,9 +130,9 @@ def test_a_stream_command_releases_its_folders_when_it_ends(tmp_path, capsys, fm
 
 def test_no_folder_is_claimed_while_another_scenario_is_invalid(tmp_path, capsys, fmnist_train):
     a = tmp_path / "a.toml"
-    a.write_text(SCENARIO.replace('name="p"', 'name="a"'))
+    a.write_text(tiny_scenario(3).replace('name="p"', 'name="a"'))
     b = tmp_path / "b.toml"  # too large a batch for the data: refused
-    b.write_text(SCENARIO.replace('name="p"', 'name="b"').replace("batch_size=16",
+    b.write_text(tiny_scenario(3).replace('name="p"', 'name="b"').replace("batch_size=16",
                                                                   "batch_size=10000000"))
     out = tmp_path / "out"
     assert main(["stream", str(a), str(b), "--optimizer", "sgd:lr=0.05", "--out", str(out),

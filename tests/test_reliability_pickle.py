@@ -8,24 +8,11 @@ import random
 
 import pytest
 import torch
+from cli_checks import tiny_scenario
 
 from autoopt_lab.cli import main
 from autoopt_lab.streams.checkpoint import CheckpointError, read_checkpoint
 from autoopt_lab.streams.monitor import Monitor
-
-SCENARIO = """name="p"
-dataset="fashion-mnist"
-model="mnist_cnn"
-seed=0
-batch_size=16
-[[segments]]
-name="a"
-steps=4
-[[segments]]
-name="b"
-steps=4
-shifts=[{kind="inversion"}]
-"""
 
 
 class Planted:
@@ -56,7 +43,7 @@ def test_a_planted_checkpoint_runs_nothing_and_is_named(tmp_path):
 
 def test_a_planted_checkpoint_in_out_runs_is_refused_by_the_cli(tmp_path, capsys, fmnist_train):
     sc = tmp_path / "p.toml"
-    sc.write_text(SCENARIO)
+    sc.write_text(tiny_scenario())
     out = tmp_path / "out"
     args = ["stream", str(sc), "--optimizer", "sgd:lr=0.05", "--out", str(out),
             "--checkpoint-every", "3", "--threads", "1"]

@@ -6,18 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from cli_checks import one_line
 
 from autoopt_lab.cli import main
 
 SWEEP = ["sweep", "--datasets", "mnist", "--optimizers", "sgd", "--batch-sizes", "32",
          "--lrs", "0.1", "--momenta", "0", "--max-train-samples", "64",
          "--max-test-samples", "32", "--no-progress", "--device", "cpu"]
-
-
-def _one_line(capsys, command):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"autoopt-lab {command}: "), err
-    return err
 
 
 def test_a_reversed_seed_range_is_refused(tmp_path, capsys):
@@ -40,7 +35,7 @@ def test_a_huge_seed_range_is_refused_at_once_with_an_estimate(tmp_path, capsys,
         rc = main(["arena", "--quick", "--seeds", "0-100000000", "--dry-run", "--out",
                    str(tmp_path / "a")])
         assert rc == 2
-        err = _one_line(capsys, "arena")
+        err = one_line(capsys, "arena")
     assert time.perf_counter() - t0 < 5
     assert "100,000,001 seeds" in err and "years" in err
 
@@ -50,10 +45,10 @@ def test_a_plan_over_the_run_limit_is_refused_before_it_is_built(tmp_path, capsy
     store = tmp_path / "s.sqlite"
     rc = main([*SWEEP, "--store", str(store), "--seeds", "0-9", "--max-runs", "5", "--dry-run"])
     assert rc == 2
-    err = _one_line(capsys, "sweep")
+    err = one_line(capsys, "sweep")
     assert "plans 10 runs, over the limit of 5" in err and "--max-runs" in err
     assert not store.exists()
     rc = main(["arena", "--quick", "--max-runs", "3", "--dry-run", "--out", str(tmp_path / "a")])
-    assert rc == 2 and "the arena plans" in _one_line(capsys, "arena")
+    assert rc == 2 and "the arena plans" in one_line(capsys, "arena")
     assert main([*SWEEP, "--store", str(store), "--seeds", "0-9", "--dry-run"]) == 0
     assert "10 runs in the grid" in capsys.readouterr().out
