@@ -43,6 +43,15 @@ def fusable(module: nn.Module) -> bool:
     return False
 
 
+def _aten_backward(ctx: Any, dz: Tensor, x: Tensor, weight: Tensor, mask: list[bool]) -> tuple:
+    """ATen's convolution backward for the gradients ``mask`` asks (input, weight, bias)."""
+    m = ctx.module
+    return torch.ops.aten.convolution_backward(
+        dz, x, weight, [weight.shape[0]] if mask[2] else None, m.stride, ctx.padding,
+        m.dilation, False, [0] * len(ctx.padding), m.groups, mask,
+    )
+
+
 class FusedConv(torch.autograd.Function):
     """``conv(x, weight, bias)`` whose backward also reports per-sample gradients."""
 
@@ -79,36 +88,12 @@ class FusedConv(torch.autograd.Function):
             and ctx.needs_input_grad[1]
             and conv_path(m, x.shape[0], dz) == "ghost"
         ):
-            grads = torch.ops.aten.convolution_backward(
-                dz,
-                x,
-                weight,
-                [weight.shape[0]] if need_b else None,
-                m.stride,
-                ctx.padding,
-                m.dilation,
-                False,
-                [0] * len(ctx.padding),
-                m.groups,
-                [ctx.needs_input_grad[0], True, need_b],
-            )
+            grads = _aten_backward(ctx, dz, x, weight, [ctx.needs_input_grad[0], True, need_b])
             ctx.on_grad(dz)
             return (*grads, None, None, None, None)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                dz,
-                x,
-                weight,
-                None,
-                m.stride,
-                ctx.padding,
-                m.dilation,
-                False,
-                [0] * len(ctx.padding),
-                m.groups,
-                [True, False, False],
-            )[0]
+            grad_x = _aten_backward(ctx, dz, x, weight, [True, False, False])[0]
         per_sample = conv_per_sample(
             x, dz, weight.shape, m.stride, ctx.padding, m.dilation, m.groups
         )
