@@ -244,3 +244,11 @@ def test_grad_scaler_unscale_gives_the_unscaled_run():
         runs.append(_params(model))
     for a, b in zip(*runs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_gradient_changed_without_a_version_bump_is_still_seen():
+    """GradScaler's unscale kernel writes .grad without bumping its version counter: the
+    optimizer compares norms, not versions."""
+    g = torch.randn(3)
+    torch._amp_foreach_non_finite_check_and_unscale_([g], torch.zeros(1), torch.tensor(0.5))
+    assert g._version == 0  # why versions cannot tell
