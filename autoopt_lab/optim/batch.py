@@ -135,12 +135,10 @@ def prepare_batch(
         flat = flat + group["weight_decay"] * flatten(params)
     clip = clip_ratios(params)
     scalar = [k for k, st in enumerate(stats) if st.scalar]
-    sum_sq = flatten(
-        [p.new_zeros(p.shape) if st.scalar else st.sum_sq for p, st in zip(params, stats,
-                                                                            strict=True)]
-    )
-    if clip is not None:
-        sum_sq = mul_segments_(sum_sq, clip, sizes)
+    sum_sq = [None if st.scalar else st.sum_sq for st in stats]
+    if clip is not None:  # a gradient scaled since the backward scales S by the square
+        sum_sq = [s if s is None else s * c for s, c in zip(sum_sq, clip.to(flat.dtype).unbind(),
+                                                              strict=True)]
     steps = torch.stack([s["step"] for s in states])
     pre_keys = [k for k in states[0] if k not in BASE_KEYS]
     pre_state = {k: flatten([s[k] for s in states]) for k in pre_keys}

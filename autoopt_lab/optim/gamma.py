@@ -43,7 +43,7 @@ def segment_sums(cols: Tensor, sizes: list[int]) -> Tensor:
 def segment_moments(
     g: Tensor,
     prev: Tensor,
-    sum_sq: Tensor,
+    sum_sq: Tensor | list[Tensor | None],
     batch_size: Tensor | float,
     segments: Tensor,
     count: int,
@@ -59,7 +59,8 @@ def segment_moments(
     L2 term; defaults to ``g``); float rounding below zero is clamped to zero.
     The inputs are the tensors flattened and concatenated; ``segments`` maps each element to
     its tensor, ``sizes`` gives each tensor's element count (when omitted, the sums go
-    through ``segments``) and ``batch_size`` is a float (all tensors) or ``(count,)``. The
+    through ``segments``); with ``sizes``, ``sum_sq`` may be a list of per-tensor ``S`` (None
+    for a tensor whose ``V`` comes from a scalar statistic: 0 here) and ``batch_size`` is a float (all tensors) or ``(count,)``. The
     elementwise products are formed in the parameter dtype and summed per tensor
     (:func:`segment_sums`); the variance term is summed as ``sum_j D_j (S_j - N g0_j^2)``,
     a sum of (up to rounding) non-negative terms.
@@ -84,13 +85,36 @@ def segment_moments(
         agp, app = segment_dots(g, dp, sizes), segment_dots(prev, dp, sizes)
         del dp
         # V's column: sum_j D_j (S_j - N g0_j^2), each term formed before summing
-        centred = torch.addcmul(sum_sq, g0, g0, value=-n) if isinstance(n, float) else \
-            sum_sq - n * g0 * g0
-        var = segment_totals(centred, sizes) if inv_hessian is None else \
-            segment_dots(inv_hessian, centred, sizes)
+        if isinstance(sum_sq, list):  # per tensor; None: a scalar statistic, V set elsewhere
+            var = _variance_by_tensor(sum_sq, g0, n, inv_hessian, sizes)
+        else:
+            centred = torch.addcmul(sum_sq, g0, g0, value=-n) if isinstance(n, float) else \
+                sum_sq - n * g0 * g0
+            var = segment_totals(centred, sizes) if inv_hessian is None else \
+                segment_dots(inv_hessian, centred, sizes)
         out = torch.stack([agg, agp, app, var], 1)
     var = out[:, VAR] / (batch_size * (batch_size - 1))
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
+
+
+def _variance_by_tensor(
+    sum_sq: list[Tensor | None], g0: Tensor, n: Tensor | float, inv_hessian: Tensor | None,
+    sizes: list[int],
+) -> Tensor:
+    """``sum_j D_j (S_j - N g0_j^2)`` tensor by tensor (0 where ``S`` is None)."""
+    g_parts = g0.split(sizes)
+    d_parts = None if inv_hessian is None else inv_hessian.split(sizes)
+    out = []
+    for k, s_k in enumerate(sum_sq):
+        if s_k is None:
+            out.append(torch.zeros((), dtype=g0.dtype, device=g0.device))
+            continue
+        if isinstance(n, float):
+            centred = torch.addcmul(s_k.reshape(-1), g_parts[k], g_parts[k], value=-n)
+        else:  # tensors of different batch sizes (rare): no host sync
+            centred = s_k.reshape(-1) - n[k].to(g0.dtype) * g_parts[k] * g_parts[k]
+        out.append(centred.sum() if d_parts is None else torch.dot(d_parts[k], centred))
+    return torch.stack(out).to(torch.float64)
 
 
 def quadratic_form(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
