@@ -239,8 +239,10 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(store_path: str, device: str, threads: int, plan: LeaderboardPlan,
                  data: Any) -> None:
+    from autoopt_lab.experiments.executors import die_with_parent
     from autoopt_lab.experiments.store import ResultsStore
 
+    die_with_parent()  # as the sweep's workers: gone with their parent, Ctrl-C to the parent
     torch.set_num_threads(threads)
     _WORKER.update(store=ResultsStore(store_path), data=board_data(plan, data),
                    device=resolve_device(device))
