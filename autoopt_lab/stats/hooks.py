@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import sys
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -36,7 +35,8 @@ from torch import Tensor, nn
 
 from . import attention, batchnorm, ghost, record, recurrent
 from .fused import fusable, fused_forward
-from .rules import LayerRule, UnsupportedModuleError, rule_for, supported_types
+from .hook_support import check_supported, eager, float32, loss_scale, square_sum
+from .rules import LayerRule, UnsupportedModuleError, rule_for
 
 Reduction = Literal["mean", "sum"]
 BATCHNORM_CHOICES = batchnorm.CHOICES
@@ -54,51 +54,6 @@ def _replacement(module: nn.Module) -> tuple[Callable, bool] | None:
     """A tracked forward for a layer whose own forward bypasses the hooks, and whether it
     reports all its children's parameters itself (:mod:`.attention`, :mod:`.recurrent`)."""
     return attention.replacement(module) or recurrent.replacement(module)
-
-
-class _eager:  # noqa: N801 - used as a decorator-like wrapper
-    """``fn``, run eagerly under ``torch.compile`` (dynamo breaks the graph there).
-
-    ``torch._dynamo`` (1.6 s to import) is only touched once something imported it, that is
-    once ``torch.compile`` was called.
-    """
-
-    def __init__(self, fn: Callable) -> None:
-        self.fn = fn
-        self.disabled = _disabled(fn)
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        if self.disabled is None:
-            self.disabled = _disabled(self.fn)
-        if self.disabled is not None:
-            return self.disabled(*args, **kwargs)
-        return self.fn(*args, **kwargs)
-
-
-def _disabled(fn: Callable) -> Callable | None:
-    if "torch._dynamo" not in sys.modules:
-        return None
-    return torch._dynamo.disable(fn, recursive=True)
-
-
-def _square_sum(per_sample: Tensor) -> Tensor:
-    """``sum_i g_i * g_i`` of per-sample gradients ``(N, *shape)``.
-
-    A large per-sample tensor is accumulated sample by sample (``addcmul_``): no second
-    tensor of its size, which on CPU cost more than the arithmetic (0.3 ms against 0.55 ms
-    for ``(x * x).sum(0)`` and 0.6-1.2 ms for ``square().sum(0)`` at ``(32, 512, 128)``).
-    """
-    if per_sample[0].numel() < 4096 or per_sample.shape[0] > 1024:
-        return (per_sample * per_sample).sum(0)
-    out = per_sample[0].square()
-    for g in per_sample[1:]:
-        out.addcmul_(g, g)
-    return out
-
-
-def _float32(t: Tensor) -> Tensor:
-    """A half-precision tensor (autocast's bf16/fp16) in float32; anything else as it is."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @contextlib.contextmanager
@@ -121,51 +76,6 @@ def suspended() -> Iterator[None]:
         yield
     finally:
         _suspended -= 1
-
-
-def loss_scale(reduction: str, batch_size: int) -> tuple[float, float]:
-    """``(grad_factor, grad_scale)`` for a loss reduction.
-
-    ``grad_factor`` turns a gradient the hooks see into the gradient of one sample's own loss;
-    ``grad_scale`` turns ``param.grad`` into the mean per-sample gradient.
-    """
-    if reduction == "mean":
-        return float(batch_size), 1.0
-    if reduction == "sum":
-        return 1.0, 1.0 / batch_size
-    raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {reduction!r}")
-
-
-def check_supported(model: nn.Module, *, engine_hint: bool = True) -> dict[int, str]:
-    """Raise :class:`UnsupportedModuleError` for a module no rule covers; map id(param) -> name.
-
-    A parameter shared by several modules (tied weights) is supported: the tracker adds its
-    per-sample gradients over all its uses in one forward pass before squaring.
-    """
-    owners: dict[int, str] = {}
-    for mod_name, module in model.named_modules():
-        direct = [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
-        if not direct:
-            continue
-        label = mod_name or "<root>"
-        rule = rule_for(module)
-        extra = [n for n, _ in direct if rule is None or n not in rule.params]
-        if rule is None or extra:
-            hint = (
-                " Use autoopt_lab.stats.functional_backward(model, loss_fn, x, y) (the torch.func "
-                "engine, which supports any model), freeze those parameters, or register a rule "
-                "with autoopt_lab.stats.register_rule."
-                if engine_hint
-                else ""
-            )
-            raise UnsupportedModuleError(
-                f"module {label!r} ({type(module).__name__}) has trainable parameters "
-                f"{[n for n, _ in direct]} that the hook engine cannot compute per-sample "
-                f"gradients for (supported layer types: {', '.join(supported_types())}).{hint}"
-            )
-        for n, p in direct:  # a tied parameter keeps its first name
-            owners.setdefault(id(p), f"{mod_name}.{n}" if mod_name else n)
-    return owners
 
 
 class Tracker:
@@ -196,8 +106,8 @@ class Tracker:
         #: id(param) -> ids of the modules whose calls report it (several: tied weights)
         self._reporters: dict[int, list[int]] = defaultdict(list)
         self._handles = [
-            model.register_forward_pre_hook(_eager(self._enter)),
-            model.register_forward_hook(_eager(self._exit), always_call=True),
+            model.register_forward_pre_hook(eager(self._enter)),
+            model.register_forward_hook(eager(self._exit), always_call=True),
         ]
         self._fused: list[nn.Module] = []
         covered: set[int] = set()
@@ -207,7 +117,7 @@ class Tracker:
             replaced = _replacement(module)
             if replaced is not None:  # its own forward bypasses the hooks of its children
                 forward, owns = replaced
-                module.forward = functools.partial(_eager(self._replaced_forward), module, forward)
+                module.forward = functools.partial(eager(self._replaced_forward), module, forward)
                 self._fused.append(module)
                 if owns:
                     covered.update(id(m) for m in module.modules())
@@ -221,10 +131,10 @@ class Tracker:
             for p in direct:
                 self._reporters[id(p)].append(id(module))
             if fused and fusable(module):
-                module.forward = functools.partial(_eager(self._fused_forward), module)
+                module.forward = functools.partial(eager(self._fused_forward), module)
                 self._fused.append(module)
             else:
-                self._handles.append(module.register_forward_hook(_eager(self._on_forward)))
+                self._handles.append(module.register_forward_hook(eager(self._on_forward)))
         setattr(model, _TRACKED, self)
         _live.add(self)
 
@@ -320,7 +230,7 @@ class Tracker:
     def _on_grad(
         self, module: nn.Module, rule: LayerRule, a: Tensor, key: tuple[int, int], dz: Tensor
     ) -> None:
-        a, dz = _float32(a), _float32(dz.detach())
+        a, dz = float32(a), float32(dz.detach())
         params = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if all(self._uses(p, key[1]) == 1 for p in params):
             sums = rule.sum_of_squares(module, a, dz)
@@ -344,9 +254,9 @@ class Tracker:
         if sums is None:
             sums = {}
             for name, value in per_sample.items():
-                total = self._add_use(module, key, n, name, _float32(value))
+                total = self._add_use(module, key, n, name, float32(value))
                 if total is not None:
-                    sums[name] = _square_sum(total)
+                    sums[name] = square_sum(total)
         self._attach(module, key, n, sums)
 
     def _attach(self, module: nn.Module, key: tuple[int, int], n: int, sums: dict) -> None:
@@ -354,7 +264,7 @@ class Tracker:
         for name, value in sums.items():
             record.attach(
                 module.get_parameter(name),
-                _float32(value).mul_(factor * factor),
+                float32(value).mul_(factor * factor),
                 batch_size=n,
                 grad_scale=grad_scale,
                 generation=key[1],
@@ -396,7 +306,7 @@ class Tracker:
     ) -> None:
         pending = self._pending.pop(pkey, None)
         if pending is not None:  # some uses did not reach the loss: their gradients are 0
-            self._attach(module, key, n, {name: _square_sum(pending["grad"])})
+            self._attach(module, key, n, {name: square_sum(pending["grad"])})
 
     def explain(self, param: Tensor) -> str:
         """Why ``param`` (tracked here) got a gradient but no statistics (see explain_missing)."""
