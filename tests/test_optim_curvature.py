@@ -311,16 +311,39 @@ def test_degenerate_batches_never_produce_nan(cls):
             assert math.isfinite(v["lr"]) and math.isfinite(v["momentum"])
 
 
-def test_a_nan_loss_in_the_probe_is_ignored():
+def test_a_nan_loss_in_the_probe_is_ignored_counted_and_warned_once():
     model, opt, x, y = _setup(curvature_every=1)
-    with autoopt_lab.track(model):
-        for i in range(3):
+    with autoopt_lab.track(model), pytest.warns(RuntimeWarning, match="non-finite") as seen:
+        for i in range(4):
             opt.zero_grad()
             F.nll_loss(model(x), y).backward()
-            opt.step(lambda i=i: F.nll_loss(model(x), y) * (float("nan") if i == 1 else 1.0))
+            opt.step(lambda i=i: F.nll_loss(model(x), y) * (float("nan") if i in (1, 2) else 1.0))
+    assert sum("non-finite Hessian" in str(w.message) for w in seen) == 1  # once
     for p in model.parameters():
         assert torch.isfinite(p).all()
     assert all(torch.isfinite(s["curvature"]) for s in opt.state.values())
+    assert all(int(s["nonfinite_skips"]) == 2 for s in opt.state.values())  # counted
+
+
+def test_a_closure_reusing_a_freed_graph_is_one_clear_error():
+    """``loss.backward()`` then a torch-style closure that calls backward on that same loss:
+    torch's "backward through the graph a second time" becomes a ClosureError saying what to
+    do, and nothing changes."""
+    model, opt, x, y = _setup()
+    with autoopt_lab.track(model):
+        opt.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        before = _snapshot(model)
+
+        def stale_closure():
+            loss.backward()
+            return loss
+
+        with pytest.raises(ClosureError, match="inside the closure"):
+            opt.step(stale_closure)
+    assert all(torch.equal(p.detach(), q) for p, q in zip(model.parameters(), before,
+                                                          strict=True))
 
 
 # -- resume -----------------------------------------------------------------------------------

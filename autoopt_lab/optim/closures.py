@@ -71,6 +71,21 @@ class _Saved:
         record.restore(self.params, self.stats)
 
 
+def _call(closure: Callable[[], object]) -> object:
+    """The closure's result; a backward through a graph freed before ``step()`` (the loss
+    was computed outside the closure) is a :class:`ClosureError` that says so."""
+    try:
+        return closure()
+    except RuntimeError as exc:
+        if "backward through the graph a second time" not in str(exc):
+            raise
+        raise ClosureError(
+            "the closure passed to step() calls backward() on a loss whose graph was already "
+            "used by an earlier backward(): compute the loss inside the closure (zero_grad, "
+            "forward, backward, return the loss), or pass no closure after loss.backward()"
+        ) from None
+
+
 def _gradients(params: Sequence[Tensor]) -> list[Tensor]:
     return [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
 
@@ -91,13 +106,13 @@ def closure_products(
     saved = _Saved([*params, *(p for p in others if all(p is not q for q in params))])
     try:
         with torch.enable_grad(), suspended():
-            loss = closure()
+            loss = _call(closure)
             if saved.grads_changed():  # torch-style: it ran backward itself
                 base = _gradients(params)  # g(w), drawn with the random states saved above
 
                 def gradient_at() -> list[Tensor]:
                     saved.reset_rng()
-                    closure()
+                    _call(closure)
                     return _gradients(params)
 
                 return finite_difference_products(
