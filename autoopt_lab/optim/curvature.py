@@ -10,18 +10,20 @@ Section 4 of the paper assumes that the optimizer's Hessian estimate ``H-hat`` (
 The *scalar* model ``H-bar ~= c H-hat`` (one ``c`` per tensor) turns that into
 ``lr = lr_paper / c`` with the momentum unchanged. ``c`` is measured along the step
 direction: ``c = u1^T (H-bar u1) / u1^T H-hat u1 = u1^T (H-bar u1) / g^T D g``, where
-``H-bar u1`` is one Hessian-vector product of the batch loss (Pearlmutter's double backward)
-along ``u1`` for all tensors at once, so each tensor's share includes its coupling with the
-others (the quadratic term of a step that moves every tensor together, split by tensor).
+``H-bar u1`` is one Hessian-vector product of the batch loss (Pearlmutter's double backward,
+or a finite difference of gradients) along ``u1`` for all tensors at once, so each tensor's
+share includes its coupling with the others (the quadratic term of a step that moves every
+tensor together, split by tensor); without a closure, the secant along the last step gives it
+(:func:`secant_means`).
 
-This module holds the maths; :class:`~autoopt_lab.optim.base.AutoOptimizer` decides when to
-measure and keeps the state.
+This module holds the maths; :mod:`.closures` runs the user's closure, and
+:class:`~autoopt_lab.optim.base.AutoOptimizer` decides when to measure and keeps the state.
 
 >>> import torch
 >>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
 >>> h = torch.tensor([2.0, 8.0])
->>> hv = hessian_vector_product(lambda: 0.5 * (h * w * w).sum(), [w], [torch.ones(2)])
->>> hv[0]
+>>> hv = double_backward_products(0.5 * (h * w * w).sum(), [w], [[torch.ones(2)]])
+>>> hv[0][0]
 tensor([2., 8.])
 """
 
@@ -32,56 +34,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..stats import suspended
-
 
 class ClosureError(RuntimeError):
     """The closure given to ``step()`` cannot serve a Hessian-vector product."""
-
-
-def hessian_vector_product(
-    closure: Callable[[], Tensor], params: Sequence[Tensor], vectors: Sequence[Tensor]
-) -> list[Tensor]:
-    """``H v`` of ``closure()`` w.r.t. ``params`` (one double backward; no ``.grad`` touched).
-
-    The closure returns the batch loss and must not call ``backward()``; per-sample
-    statistics hooks are suspended while it runs.
-    """
-    return hessian_vector_products(closure, params, [vectors])[0]
-
-
-def hessian_vector_products(
-    closure: Callable[[], Tensor],
-    params: Sequence[Tensor],
-    vector_sets: Sequence[Sequence[Tensor]],
-) -> list[list[Tensor]]:
-    """``[H v for v in vector_sets]`` from one evaluation of the closure (one forward and one
-    backward with graph, then one double backward per set)."""
-    versions = [None if p.grad is None else p.grad._version for p in params]
-    with torch.enable_grad(), suspended():
-        loss = closure()
-        if not isinstance(loss, Tensor) or loss.dim() != 0 or not loss.requires_grad:
-            raise ClosureError(
-                "the closure passed to step() must return the batch loss as a scalar tensor "
-                "that still has its graph, e.g. opt.step(lambda: F.nll_loss(model(x), y)); "
-                f"got {type(loss).__name__}"
-                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else "")
-                + (" without a graph" if isinstance(loss, Tensor) and loss.dim() == 0 else "")
-            )
-        changed = [
-            i
-            for i, p in enumerate(params)
-            if (p.grad is None) != (versions[i] is None)
-            or (p.grad is not None and p.grad._version != versions[i])
-        ]
-        if changed:
-            raise ClosureError(
-                "the closure passed to step() called backward() (or changed .grad); an Auto "
-                "optimizer with curvature='measured' needs a closure that only returns the "
-                "loss: compute gradients yourself with loss.backward(), then call "
-                "opt.step(lambda: loss_fn(model(x), y))"
-            )
-        return double_backward_products(loss, params, vector_sets)
 
 
 def double_backward_products(
@@ -176,24 +131,6 @@ def secant_means(
     num = torch.where(taken, decay * num + (1 - decay) * torch.where(taken, value, 0.0), num)
     den = torch.where(taken, decay * den + (1 - decay) * torch.where(taken, quad, 0.0), den)
     return num, den, curvature_ratio(num, den)
-
-
-def secant_curvature(
-    moved: Tensor, before: Tensor, noise: Tensor, quad: Tensor
-) -> Tensor:
-    """The curvature ratio along the last step from two consecutive gradients, per tensor.
-
-    With the step ``s = w_t - w_{t-1} = -D p`` the secant ``s^T (g_t - g_{t-1})`` has
-    expectation ``s^T H s + a V_{t-1}``: the step holds ``a`` times the previous batch's
-    gradient, whose noise ``n`` enters as ``a n^T D n`` (docs/curvature.md, section 9).
-    ``moved = s^T g_t``, ``before = s^T g_{t-1}``, ``noise = a V_{t-1}`` and
-    ``quad = s^T D^-1 s``; returns ``c`` (NaN where not positive, as :func:`curvature_ratio`).
-
-    >>> secant_curvature(torch.tensor([1.0]), torch.tensor([-2.0]), torch.tensor([1.0]),
-    ...                  torch.tensor([4.0]))
-    tensor([0.5000])
-    """
-    return curvature_ratio(moved - before - noise, quad)
 
 
 def curvature_ratio(share: Tensor, quad: Tensor) -> Tensor:
