@@ -97,7 +97,9 @@ def _scalar_variance(
     d_parts = None if inv_h is None else inv_h.split(sizes)
     rows = []
     for k in b_scalar:
-        st, g0 = stats[k], g_parts[k].view(params[k].shape[0], -1).to(torch.float32)
+        st, g0 = stats[k], g_parts[k].view(params[k].shape[0], -1)
+        if g0.dtype in (torch.float16, torch.bfloat16):
+            g0 = g0.float()
         sq = g0 * g0
         if st.weights is None:
             g_w = sq.sum()
