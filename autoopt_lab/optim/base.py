@@ -197,16 +197,6 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
         except Exception:  # an explanation must never hide the real error
             return False
 
-    def _segments(self, params: list[Tensor]) -> tuple[Tensor, list[int]]:
-        """Element -> tensor index for a flat concatenation of ``params`` (cached)."""
-        sizes = [p.numel() for p in params]
-        key = (params[0].device, tuple(id(p) for p in params))
-        cache = self.__dict__.setdefault("_segment_cache", {})
-        if key not in cache:
-            idx = torch.arange(len(params), device=params[0].device)
-            cache[key] = idx.repeat_interleave(torch.tensor(sizes, device=params[0].device))
-        return cache[key], sizes
-
     def _new_state(self, p: Tensor, group: dict) -> dict[str, Tensor]:
         state = self.state[p]
         if not state:
@@ -232,10 +222,10 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
             group = entries[0][0]
             params = [p for _, p, _, _ in entries]
             states = [self._new_state(p, group) for p in params]
-            seg, sizes = self._segments(params)
+            sizes = [p.numel() for p in params]
             prepared.append(
                 prepare_batch(
-                    group, params, states, [st for *_, st in entries], seg, sizes,
+                    group, params, states, [st for *_, st in entries], sizes,
                     type(self)._inverse_hessian,
                 )
             )

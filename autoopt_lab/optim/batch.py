@@ -46,8 +46,7 @@ class Batch:
     group: dict[str, Any]
     params: list[Tensor]
     states: list[dict[str, Tensor]]
-    seg: Tensor  # element -> tensor index
-    sizes: list[int]
+    sizes: list[int]  # the tensors' element counts: segments of the flat vectors
     flat: Tensor  # g, with the L2 term of weight_decay
     prev: Tensor  # p = ghat_{t-1}
     inv_h: Tensor | None  # D (None: the identity)
@@ -59,7 +58,7 @@ class Batch:
     scalar: list[int]  # tensors whose statistic came in the scalar form
 
 
-def expander(seg: Tensor, sizes: list[int]):
+def expander(sizes: list[int]):
     """``expand(x, a, b)``: ``x * a + b`` in place, ``a`` and ``b`` one value per tensor."""
 
     def expand(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -123,7 +122,6 @@ def prepare_batch(
     params: list[Tensor],
     states: list[dict[str, Tensor]],
     stats: list[record.SampleStats],
-    seg: Tensor,
     sizes: list[int],
     inverse_hessian: InverseHessian,
 ) -> Batch:
@@ -131,7 +129,8 @@ def prepare_batch(
     flat = flatten([p.grad for p in params])
     scales = [st.grad_scale for st in stats]
     if any(sc != 1.0 for sc in scales):
-        flat = mul_segments_(flat, torch.tensor(scales, dtype=torch.float64), sizes)
+        flat = mul_segments_(flat, torch.tensor(scales, dtype=torch.float64, device=flat.device),
+                             sizes)
     data_grad = flat
     if group["weight_decay"]:
         flat = flat + group["weight_decay"] * flatten(params)
@@ -144,7 +143,7 @@ def prepare_batch(
     steps = torch.stack([s["step"] for s in states])
     pre_keys = [k for k in states[0] if k not in BASE_KEYS]
     pre_state = {k: flatten([s[k] for s in states]) for k in pre_keys}
-    inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(seg, sizes))
+    inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(sizes))
     prev = flatten([s["momentum_buffer"] for s in states])
     sizes_n = {st.batch_size for st in stats}
     n = (
@@ -154,9 +153,9 @@ def prepare_batch(
                           device=flat.device)
     )
     m = G.segment_moments(
-        flat, prev, sum_sq, n, seg, len(params), inv_h, data_grad=data_grad, sizes=sizes
+        flat, prev, sum_sq, n, None, len(params), inv_h, data_grad=data_grad, sizes=sizes
     )
     if scalar:
         m = _scalar_variance(m, scalar, stats, data_grad, inv_h, params, sizes, clip)
-    return Batch(group, params, states, seg, sizes, flat, prev, inv_h, pre_state, new_pre,
+    return Batch(group, params, states, sizes, flat, prev, inv_h, pre_state, new_pre,
                  steps, m, torch.isfinite(m).all(), scalar)

@@ -73,15 +73,6 @@ def segment_dots(a: Tensor, b: Tensor, sizes: list[int]) -> Tensor:
     return torch.stack(dots).to(torch.float64)
 
 
-def segment_totals(a: Tensor, sizes: list[int]) -> Tensor:
-    """The sum of every segment of a flat tensor, ``(P,)`` float64 (cascaded sums).
-
-    >>> segment_totals(torch.tensor([1.0, 2.0, 3.0]), [2, 1])
-    tensor([3., 3.], dtype=torch.float64)
-    """
-    return torch.stack([x.sum() for x in a.split(sizes)]).to(torch.float64)
-
-
 def sq_norms(tensors: list[Tensor]) -> Tensor:
     """``||t||^2`` of each tensor, ``(P,)`` float64, by one multi-tensor norm.
 

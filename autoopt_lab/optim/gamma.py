@@ -22,22 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .flat import combine_segments, segment_dots
+
 #: Columns of a moments row.
 AGG, AGP, APP, VAR = 0, 1, 2, 3
-
-
-def segment_sums(cols: Tensor, sizes: list[int]) -> Tensor:
-    """Per-tensor sums of ``(k, numel)`` columns over consecutive segments, ``(P, k)`` float64.
-
-    Each segment is reduced by torch's own (cascaded) summation in the columns' dtype and
-    only the ``(P, k)`` result is float64: no float64 copy of the parameters is made.
-
-    >>> segment_sums(torch.tensor([[1.0, 2.0, 3.0]]), [2, 1])
-    tensor([[3.],
-            [3.]], dtype=torch.float64)
-    """
-    parts = cols.split(sizes, dim=-1)
-    return torch.stack([part.sum(-1) for part in parts]).to(torch.float64)
 
 
 def segment_moments(
@@ -45,7 +33,7 @@ def segment_moments(
     prev: Tensor,
     sum_sq: Tensor | list[Tensor | None],
     batch_size: Tensor | float,
-    segments: Tensor,
+    segments: Tensor | None,
     count: int,
     inv_hessian: Tensor | None = None,
     data_grad: Tensor | None = None,
@@ -61,14 +49,14 @@ def segment_moments(
     its tensor, ``sizes`` gives each tensor's element count (when omitted, the sums go
     through ``segments``); with ``sizes``, ``sum_sq`` may be a list of per-tensor ``S`` (None
     for a tensor whose ``V`` comes from a scalar statistic: 0 here) and ``batch_size`` is a float (all tensors) or ``(count,)``. The
-    elementwise products are formed in the parameter dtype and summed per tensor
-    (:func:`segment_sums`); the variance term is summed as ``sum_j D_j (S_j - N g0_j^2)``,
-    a sum of (up to rounding) non-negative terms.
+    elementwise products are formed in the parameter dtype and summed per tensor (float32
+    dot products with ``sizes``); the variance term is summed as ``sum_j D_j (S_j - N
+    g0_j^2)``, a sum of (up to rounding) non-negative terms.
     """
     same = data_grad is None or data_grad is g
     g0 = g if same else data_grad
-    n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
     if sizes is None:
+        n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
         dg = g if inv_hessian is None else inv_hessian * g
         dp = prev if inv_hessian is None else inv_hessian * prev
         d0 = dg if same else (g0 if inv_hessian is None else inv_hessian * g0)
@@ -77,21 +65,14 @@ def segment_moments(
         out = torch.zeros(count, 4, dtype=torch.float64, device=g.device)
         out.index_add_(0, segments, cols.to(torch.float64))
     else:  # per-tensor dot products: two temporaries of the parameters' size at a time
-        from .flat import segment_dots, segment_totals
-
         dg = g if inv_hessian is None else inv_hessian * g
         agg = segment_dots(g, dg, sizes)
         dp = prev if inv_hessian is None else inv_hessian * prev
         agp, app = segment_dots(g, dp, sizes), segment_dots(prev, dp, sizes)
         del dp
         # V's column: sum_j D_j (S_j - N g0_j^2), each term formed before summing
-        if isinstance(sum_sq, list):  # per tensor; None: a scalar statistic, V set elsewhere
-            var = _variance_by_tensor(sum_sq, g0, n, inv_hessian, sizes)
-        else:
-            centred = torch.addcmul(sum_sq, g0, g0, value=-n) if isinstance(n, float) else \
-                sum_sq - n * g0 * g0
-            var = segment_totals(centred, sizes) if inv_hessian is None else \
-                segment_dots(inv_hessian, centred, sizes)
+        parts = sum_sq if isinstance(sum_sq, list) else list(sum_sq.split(sizes))
+        var = _variance_by_tensor(parts, g0, batch_size, inv_hessian, sizes)
         out = torch.stack([agg, agp, app, var], 1)
     var = out[:, VAR] / (batch_size * (batch_size - 1))
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
@@ -228,7 +209,8 @@ def to_hparams(gamma: Tensor) -> Tensor:
 
 
 def estimator(
-    g: Tensor, prev: Tensor, gamma: Tensor, segments: Tensor, sizes: list[int] | None = None
+    g: Tensor, prev: Tensor, gamma: Tensor, segments: Tensor | None,
+    sizes: list[int] | None = None
 ) -> Tensor:
     """Eq. (14), ``ghat = (1 - g1 - g2) g + g2 p``, for many flattened tensors at once.
 
@@ -243,8 +225,6 @@ def estimator(
     tensor([1.4000, 0.7000, 0.0000])
     """
     if sizes is not None:
-        from .flat import combine_segments
-
         return combine_segments(g, 1 - gamma[:, 0] - gamma[:, 1], prev, gamma[:, 1], sizes)
     coef = torch.stack([1 - gamma[:, 0] - gamma[:, 1], gamma[:, 1]], 1).to(g.dtype)[segments]
     return g * coef[:, 0] + prev * coef[:, 1]

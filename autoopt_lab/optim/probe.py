@@ -95,7 +95,7 @@ class CurvatureProbe:
             start += len(b.params)
             if b.group["weight_decay"]:
                 hflat = hflat + b.group["weight_decay"] * u
-            share = G.segment_sums((u * hflat).unsqueeze(0), b.sizes)[:, 0]
+            share = segment_dots(u, hflat, b.sizes)
             self._count_unusable(b, share)
             self._update_curvature(b, C.curvature_ratio(share, quad), b.group["curvature_ewma"])
 

@@ -49,12 +49,12 @@ def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     """Steps 1-7 for one batch; ``ok`` is False when any batch of the step was non-finite."""
-    group, params, states, seg, sizes = b.group, b.params, b.states, b.seg, b.sizes
+    group, params, states, sizes = b.group, b.params, b.states, b.sizes
     b.m = torch.where(torch.isfinite(b.m), b.m, torch.zeros_like(b.m))
     gamma_state, gamma_e, active = _solve(b, ok)
     keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
     gamma_used = torch.where(active.unsqueeze(-1), gamma_e, keep)  # inactive: ghat = p
-    ghat = G.estimator(b.flat, b.prev, gamma_used, seg, sizes)
+    ghat = G.estimator(b.flat, b.prev, gamma_used, None, sizes)
     update = mul_segments_(ghat.clone() if b.inv_h is None else b.inv_h * ghat,
                            active.to(torch.float64), sizes)
     factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
