@@ -304,3 +304,32 @@ def test_scalar_statistics_with_published_weights_learn_like_the_elementwise_for
     for a, b in zip(ghost_run, plain_run, strict=True):
         assert torch.isfinite(a).all()
         assert float((a - b).norm()) <= 0.1 * float(b.norm())
+
+
+def test_plain_loop_resume_is_bit_for_bit():
+    """The secant's memory (the last update, the running means) is in the state: a run
+    saved and resumed continues exactly as the straight run."""
+    data = _data(8)
+
+    def train(model, opt, batches):
+        for x, y in batches:
+            opt.zero_grad()
+            F.nll_loss(model(x), y).backward()
+            opt.step()
+
+    torch.manual_seed(0)
+    straight = _model()
+    train(straight, AutoAdam(straight), data)
+    torch.manual_seed(0)
+    first = _model()
+    opt = AutoAdam(first)
+    train(first, opt, data[:4])
+    assert all("last_update" in s and s["secant"].dtype == torch.float64
+               for s in opt.state.values())
+    resumed = _model()
+    resumed.load_state_dict(first.state_dict())
+    opt2 = AutoAdam(resumed)
+    opt2.load_state_dict(opt.state_dict())
+    train(resumed, opt2, data[4:])
+    assert all(torch.equal(p, q) for p, q in zip(straight.parameters(), resumed.parameters(),
+                                                  strict=True))
