@@ -138,7 +138,7 @@ def check_state_dict(opt: Any, state_dict: dict[str, Any]) -> None:
         if not isinstance(idx, int) or not 0 <= idx < len(by_index):
             raise ValueError(f"the state refers to tensor {idx!r}, which this {cls} does not have")
         name, p = by_index[idx]
-        for key in ("momentum_buffer", "exp_avg_sq", "sum_sq_grad"):
+        for key in ("momentum_buffer", "exp_avg_sq", "sum_sq_grad", "last_update"):
             value = st.get(key)
             if isinstance(value, Tensor) and value.shape != p.shape:
                 raise ValueError(
