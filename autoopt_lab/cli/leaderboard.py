@@ -30,8 +30,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "leaderboard",
-        help="the stream leaderboard: Fashion-MNIST scenarios x optimizers x seeds",
-        description="Run every Fashion-MNIST catalogue scenario with the registry's Auto "
+        help="the stream leaderboard: scenarios (Fashion-MNIST by default) x optimizers x seeds",
+        description="Run the catalogue scenarios (every Fashion-MNIST one by default, each on "
+        "its own data set) with the registry's Auto "
         "variants, tuning-free peers and first-segment-tuned baselines over several seeds, "
         "into a results store, and draw one figure (leaderboard.png) with leaderboard.md and "
         "leaderboard.json.",
@@ -47,7 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--store", default=None,
                    help="SQLite results store (default OUT/leaderboard.sqlite)")
     p.add_argument("--scenarios", default="",
-                   help="comma list of scenarios (default: every Fashion-MNIST one)")
+                   help="comma list of scenarios, each trained on its own data set "
+                   "(default: every Fashion-MNIST one)")
     p.add_argument("--families", default="auto,peer,tuned",
                    help=f"registry families on the board (of {', '.join(registry.FAMILIES)})")
     p.add_argument("--optimizer", default="",
