@@ -40,9 +40,9 @@ class AutoSGD(AutoOptimizer):
             ``curvature_every`` steps; ``"secant"``, the gradient change along the last
             step, corrected for the batch noise (no closure needed); ``"auto"`` (default),
             ``"hvp"`` when a closure is given and ``"secant"`` otherwise.
-        curvature_every: steps between Hessian-vector products (``"measured"``); with the
-            secant, the EMA below is spread over this many steps.
-        curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``).
+        curvature_every: steps between Hessian-vector products (``"measured"``).
+        curvature_ewma: EMA factor of ``log c`` across measurements (``"measured"``); the
+            secant (one measurement per step) averages its numerator and denominator with it.
         curvature_probe: the direction of the product: ``"momentum"`` (the previous step,
             default) or ``"gradient"`` (the previous step's preconditioned gradient).
         trust_ratio: a trust region: each tensor's step is at most this fraction of the
