@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+from cli_checks import one_line
 
 from autoopt_lab.cli import main
 from autoopt_lab.experiments import ResultsStore, RunConfig, run_sweep
@@ -21,10 +22,9 @@ TINY = dict(dataset="mnist", batch_size=32, epochs=1, device="cpu", max_train_sa
 
 
 def _interrupt_line(capsys, command):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith(f"autoopt-lab {command}: interrupted; "), err
-    return err
+    line = one_line(capsys, command)
+    assert line.startswith(f"autoopt-lab {command}: interrupted; "), line
+    return line
 
 
 def test_ctrl_c_in_a_sweep_is_one_line_with_what_was_kept(tmp_path, capsys, monkeypatch):

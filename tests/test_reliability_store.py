@@ -8,6 +8,7 @@ import functools
 import sqlite3
 
 import pytest
+from cli_checks import one_line
 
 from autoopt_lab.cli import main
 from autoopt_lab.experiments import ResultsStore, RunConfig
@@ -27,12 +28,6 @@ def no_training(monkeypatch):
                         lambda *a, **k: pytest.fail("training started"))
 
 
-def _one_line(capsys, command="train"):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"autoopt-lab {command}: "), err
-    return err
-
-
 def test_a_foreign_sqlite_file_with_its_own_runs_table_is_refused_untouched(tmp_path, capsys):
     path = tmp_path / "app.sqlite"
     con = sqlite3.connect(path)
@@ -42,7 +37,7 @@ def test_a_foreign_sqlite_file_with_its_own_runs_table_is_refused_untouched(tmp_
     con.close()
     before = path.read_bytes()
     assert main(_train(path)) == 2
-    line = _one_line(capsys)
+    line = one_line(capsys)
     assert str(path) in line and "another program" in line and "nothing was written" in line
     assert path.read_bytes() == before
 
@@ -55,7 +50,7 @@ def test_a_store_locked_by_another_process_is_named_at_once(tmp_path, capsys, mo
     monkeypatch.setattr(ResultsStore, "busy_timeout_s", 0.2)
     try:
         assert main(_train(path)) == 3
-        line = _one_line(capsys)
+        line = one_line(capsys)
         assert f"results store {path} is locked by another process" in line
     finally:
         holder.execute("ROLLBACK")
@@ -87,7 +82,7 @@ def test_a_full_disk_at_store_creation_is_one_line_naming_the_store(tmp_path, ca
         ResultsStore(path)
     assert info.value.errno == errno.ENOSPC and str(path) in str(info.value)
     assert main(_train(path)) == 3
-    line = _one_line(capsys)
+    line = one_line(capsys)
     assert "[Errno 28]" in line and str(path) in line
 
 
@@ -105,7 +100,7 @@ def test_a_full_disk_mid_sweep_is_one_line_naming_the_store(tmp_path, capsys, mo
                "--batch-sizes", "32", "--lrs", "0.01", "--momenta", "0", "--seeds", "0",
                "--device", "cpu", "--no-progress"])
     assert rc == 3
-    line = _one_line(capsys, "sweep")
+    line = one_line(capsys, "sweep")
     assert "[Errno 28]" in line and str(path) in line and "resume" in line
     monkeypatch.undo()
     assert len(ResultsStore(path)) == 1  # the earlier run is kept
@@ -130,7 +125,7 @@ def test_a_full_disk_writing_a_json_output_names_the_file(tmp_path, capsys, monk
     out = tmp_path / "run.json"
     args = _train(tmp_path / "s.sqlite")[:-2] + ["--json", str(out), "--batch-size", "32"]
     assert main(args) == 3
-    line = _one_line(capsys)
+    line = one_line(capsys)
     assert "[Errno 28]" in line and str(out) in line
 
 
