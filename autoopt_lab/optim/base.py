@@ -176,7 +176,7 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
                 if st is None:
                     raise RuntimeError(
                         f"parameter {name!r} has a gradient but no per-sample statistics: "
-                        + (explain_missing(p) + " " if self._tracked(p) else "")
+                        + self._why_missing(p)
                         + "Pass the model itself to the optimizer (AutoAdam(model)), or call "
                         "autoopt_lab.track(model) before the forward pass (or compute the "
                         "gradients with autoopt_lab.stats.functional_backward)"
@@ -190,12 +190,13 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
         return entries
 
     @staticmethod
-    def _tracked(p: Tensor) -> bool:
-        """Whether some tracker holds ``p`` (then it can say why no statistics came)."""
+    def _why_missing(p: Tensor) -> str:
+        """What the tracker holding ``p`` says about its missing statistics ("" if none)."""
         try:
-            return not explain_missing(p).startswith("no tracked model")
+            why = explain_missing(p)
         except Exception:  # an explanation must never hide the real error
-            return False
+            return ""
+        return "" if why.startswith("no tracked model") else why + " "
 
     def _new_state(self, p: Tensor, group: dict) -> dict[str, Tensor]:
         state = self.state[p]

@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .flat import sq_norms
+
 
 class ClosureError(RuntimeError):
     """The closure given to ``step()`` cannot serve a Hessian-vector product."""
@@ -183,35 +185,21 @@ def scale_gamma(gamma: Tensor, c: Tensor, max_lr: float | Tensor = float("inf"))
 
 
 def trust_scale(
-    update: Tensor, weights: Tensor | list[Tensor], segments: Tensor | None, count: int,
-    ratio: float, sizes: list[int] | None = None,
+    update: Tensor, weights: list[Tensor], sizes: list[int], ratio: float
 ) -> Tensor:
-    """Per tensor, the factor in (0, 1] that keeps ``||update|| <= ratio ||w||``, ``(count,)``.
+    """Per tensor, the factor in (0, 1] that keeps ``||update|| <= ratio ||w||``, ``(P,)``.
 
     The quadratic model behind the step is local: a step that changes a tensor by a large
     fraction of its norm leaves the region where the measured curvature describes the loss
     (a ReLU network is only piecewise quadratic). The factor scales the learning rate and
     keeps the momentum. A tensor with ``w = 0`` is not limited (as LAMB's trust ratio).
-    ``weights`` is flat (with ``segments``) or the list of tensors (with ``sizes``, the
-    multi-tensor path: no flat copy).
+    ``update`` is flat (``sizes`` its segments), ``weights`` the tensors themselves.
 
     >>> u, w = torch.tensor([3.0, 4.0, 0.1]), torch.tensor([10.0, 0.0, 1.0])
-    >>> trust_scale(u, w, torch.tensor([0, 0, 1]), 2, 0.1)
-    tensor([0.2000, 1.0000], dtype=torch.float64)
-    >>> trust_scale(u, [w[:2], w[2:]], None, 2, 0.1, [2, 1])
+    >>> trust_scale(u, [w[:2], w[2:]], [2, 1], 0.1)
     tensor([0.2000, 1.0000], dtype=torch.float64)
     """
-    if sizes is not None:
-        from .flat import sq_norms
-
-        nu = sq_norms(list(update.split(sizes)))
-        nw = sq_norms(list(weights)) if isinstance(weights, list) else sq_norms(
-            list(weights.split(sizes)))
-    else:
-        nu = torch.zeros(count, dtype=torch.float64, device=update.device)
-        nw = torch.zeros_like(nu)
-        nu.index_add_(0, segments, (update * update).to(torch.float64))
-        nw.index_add_(0, segments, (weights * weights).to(torch.float64))
+    nu, nw = sq_norms(list(update.split(sizes))), sq_norms(list(weights))
     limit = ratio * nw.sqrt()
     limited = (nu > limit * limit) & (nw > 0)
     return torch.where(limited, limit / nu.sqrt().clamp_min(1e-300), torch.ones_like(nu))

@@ -59,8 +59,7 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
                            active.to(torch.float64), sizes)
     factor = torch.ones(len(params), dtype=torch.float64, device=b.flat.device)
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
-        scale = C.trust_scale(update, [p.detach() for p in params], None, len(params),
-                              group["trust_ratio"], sizes)
+        scale = C.trust_scale(update, [p.detach() for p in params], sizes, group["trust_ratio"])
         update, ghat = mul_segments_(update, scale, sizes), mul_segments_(ghat, scale, sizes)
         old = torch.stack([s["trust_scale"] for s in states])
         torch._foreach_copy_(
