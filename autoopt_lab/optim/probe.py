@@ -122,8 +122,11 @@ class CurvatureProbe:
                 continue
             if not all("secant" in s for s in b.states):
                 continue  # no step remembered yet (the first step, or a new tensor)
-            last = flatten([s["last_update"] for s in b.states])  # the last step was -last
-            moved = -segment_dots(last, b.flat, b.sizes)
+            # the last step was -last_update: s^T g_t tensor by tensor, no flat copy of it
+            moved = -torch.stack([
+                torch.dot(s["last_update"].reshape(-1), g)
+                for s, g in zip(b.states, b.flat.split(b.sizes), strict=True)
+            ]).to(torch.float64)
             memory = torch.stack([s["secant"] for s in b.states])
             # each secant is one measurement, smoothed as one product is (curvature_ewma); a
             # longer memory (the same in steps as one product every curvature_every steps)
