@@ -36,6 +36,8 @@ BASE_KEYS = (
     "trust_scale",
     "secant",
     "last_update",
+    "gain",
+    "initial_norm",
 )
 
 
