@@ -23,14 +23,8 @@ from torch import Tensor
 from .autoadagrad import AutoAdaGrad
 from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD
-from .registry import (
-    OptimizerSpec,
-    Option,
-    group_hparams,
-    hparam_pair,
-    options_from_signature,
-    register,
-)
+from .bound import group_hparams, hparam_pair
+from .registry import OptimizerSpec, Option, options_from_signature, register
 from .validation import CHOICES, validate
 
 #: Adam's betas in the paper's experiments (Section 5).
