@@ -4,7 +4,9 @@ from .autoadagrad import AutoAdaGrad
 from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD
 from .base import AutoOptimizer
-from .registry import BoundOptimizer, OptimizerSpec, build, get, names, register
+from .bound import BoundOptimizer, build
+from .registry import OptimizerSpec, get, names, register
+from .spec_strings import Choice
 
 __all__ = [
     "AUTHORS_AUTOADAM",
@@ -13,6 +15,7 @@ __all__ = [
     "AutoOptimizer",
     "AutoSGD",
     "BoundOptimizer",
+    "Choice",
     "OptimizerSpec",
     "build",
     "get",

@@ -7,16 +7,19 @@ streams, the workbench, the arena and the CLI all go through it: adding an optim
 tuning-free peer, an Auto variant) is one :func:`register` call.
 
 Names are lower case (``"autosgd"``, ``"prodigy"``). A *spec string* adds options to a name:
-``"autoadam:eps=1e-3:bias_correction=constant"`` (see :func:`parse_spec`).
+``"autoadam:eps=1e-3:bias_correction=constant"`` (a :class:`~.spec_strings.Choice`). Building
+one over a model is :func:`autoopt_lab.optim.build` (:mod:`.bound`); this module imports
+neither of those modules (they import it).
 
 >>> from torch import nn
+>>> from autoopt_lab.optim import Choice, build
 >>> spec = get("sgd")
 >>> spec.display, spec.family, spec.required
 ('SGD', 'tuned', ('lr',))
 >>> bound = build("sgd", nn.Linear(2, 2), lr=0.1, momentum=0.9)
 >>> [round(v, 2) for v in bound.hparams()["weight"].tolist()]
 [0.1, 0.9]
->>> parse_spec("autoadam:eps=1e-3:bias_correction=constant")
+>>> Choice.parse("autoadam:eps=1e-3:bias_correction=constant").pair
 ('autoadam', {'eps': 0.001, 'bias_correction': 'constant'})
 """
 
@@ -26,7 +29,7 @@ import importlib.util
 import inspect
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +188,30 @@ class OptimizerSpec:
         """False when the package that provides it is not installed."""
         return self.module is None or importlib.util.find_spec(self.module) is not None
 
+    def check_option_names(self, keys: Iterable[str]) -> None:
+        """Raise :class:`UnknownOptimizerError` naming the keys this optimizer does not take.
+
+        >>> get("sgd").check_option_names(["lr", "ewma"])
+        Traceback (most recent call last):
+        ...
+        autoopt_lab.optim.registry.UnknownOptimizerError: optimizer 'sgd' has no option(s) ['ewma']; its options: lr, momentum
+        """
+        unknown = sorted(set(keys) - set(self.option_names))
+        if unknown:
+            allowed = ", ".join(self.option_names) or "none"
+            raise UnknownOptimizerError(
+                f"optimizer {self.name!r} has no option(s) {unknown}; its options: {allowed}"
+            )
+
+    def require_available(self) -> None:
+        """Raise :class:`MissingPackageError` (saying what to install) when the package that
+        provides this optimizer is not installed."""
+        if not self.available:
+            raise MissingPackageError(
+                f"optimizer {self.name!r} needs the package {self.package!r}: "
+                f"pip install '{self.package}' (or: pip install 'autoopt-lab[peers]')"
+            )
+
     def resolve(
         self, options: Mapping[str, Any] | None = None, *, require: bool = True
     ) -> dict[str, Any]:
@@ -199,13 +226,8 @@ class OptimizerSpec:
         True
         """
         options = dict(options or {})
+        self.check_option_names(options)
         by_name = {o.name: o for o in self.options}
-        unknown = sorted(set(options) - set(by_name))
-        if unknown:
-            allowed = ", ".join(by_name) or "none"
-            raise UnknownOptimizerError(
-                f"optimizer {self.name!r} has no option(s) {unknown}; its options: {allowed}"
-            )
         missing = [k for k in self.required if options.get(k) is None]
         if missing and require:
             raise ValueError(f"optimizer {self.name!r} needs {', '.join(missing)}")
@@ -371,31 +393,34 @@ def _ensure_builtins() -> None:
         from . import catalogue  # noqa: F401  (registers the built-in optimizers)
 
 
-# the spec-string parser and the bound optimizer live in their own modules; they are part of
-# this module's interface (``registry.parse_spec``, ``registry.build``)
-from .bound import BoundOptimizer, build, group_hparams, hparam_pair  # noqa: E402
-from .spec_strings import parse_list, parse_options, parse_spec, split_list  # noqa: E402
+#: Names this module used to re-export; they live in :mod:`.bound` and :mod:`.spec_strings`
+#: (both import this module, so it does not import them: ``registry.build`` still works, the
+#: lookup happens on first use). New code imports them from ``autoopt_lab.optim``.
+_MOVED = {
+    "BoundOptimizer": "bound", "build": "bound", "group_hparams": "bound",
+    "hparam_pair": "bound", "Choice": "spec_strings", "parse_list": "spec_strings",
+    "parse_options": "spec_strings", "parse_spec": "spec_strings", "split_list": "spec_strings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BASES",
     "FAMILIES",
-    "BoundOptimizer",
     "MissingPackageError",
     "Option",
     "OptimizerSpec",
     "UnknownOptimizerError",
-    "build",
     "display_names",
     "get",
-    "group_hparams",
-    "hparam_pair",
     "names",
     "options_from_signature",
-    "parse_list",
-    "parse_options",
-    "parse_spec",
     "register",
     "specs",
-    "split_list",
     "unregister",
 ]
