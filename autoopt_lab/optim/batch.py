@@ -21,6 +21,7 @@ from torch import Tensor
 from ..stats import record
 from . import gamma as G
 from .flat import add_segments_, flatten, mul_segments_
+from .flat_state import Layout, layout_for
 from .preconditioners import InverseHessian
 
 #: State every Auto optimizer keeps; anything else belongs to the preconditioner.
@@ -37,6 +38,7 @@ BASE_KEYS = (
     "secant",
     "last_update",
     "gain",
+    "gain_terms",
     "initial_norm",
 )
 
@@ -58,6 +60,7 @@ class Batch:
     m: Tensor  # (P, 4) moments [<g,Dg>, <g,Dp>, <p,Dp>, V]
     finite: Tensor  # 0-dim bool: every moment finite
     scalar: list[int]  # tensors whose statistic came in the scalar form
+    layout: Layout | None = None  # the flat state and scratch vectors (None: gathered copies)
 
 
 def expander(sizes: list[int]):
@@ -127,8 +130,16 @@ def prepare_batch(
     sizes: list[int],
     inverse_hessian: InverseHessian,
 ) -> Batch:
-    """Gather one group's gradients and statistics into a :class:`Batch`."""
-    flat = flatten([p.grad for p in params])
+    """Gather one group's gradients and statistics into a :class:`Batch`.
+
+    The state keys kept flat (:mod:`.flat_state`) are read in place: ``prev`` and
+    ``pre_state`` are the live buffers, which only the commit of a step may change. On CPU
+    the gradient, ``D`` and the new preconditioner state go to the layout's scratch vectors.
+    """
+    layout = layout_for(params, states, sizes)
+    cpu = params[0].device.type == "cpu"
+    grads = [p.grad.reshape(-1) for p in params]
+    flat = torch.cat(grads, out=layout.scratch("grad", grads[0])) if cpu else flatten(grads)
     scales = [st.grad_scale for st in stats]
     if any(sc != 1.0 for sc in scales):
         flat = mul_segments_(flat, torch.tensor(scales, dtype=torch.float64, device=flat.device),
@@ -144,9 +155,17 @@ def prepare_batch(
                                                               strict=True)]
     steps = torch.stack([s["step"] for s in states])
     pre_keys = [k for k in states[0] if k not in BASE_KEYS]
-    pre_state = {k: flatten([s[k] for s in states]) for k in pre_keys}
-    inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(sizes))
-    prev = flatten([s["momentum_buffer"] for s in states])
+    pre_state = {k: layout.buffers[k] if k in layout.buffers else flatten([s[k] for s in states])
+                 for k in pre_keys}
+    work = (lambda name: layout.scratch(name, flat)) if cpu else None
+    if work is not None and getattr(inverse_hessian, "takes_work", False):
+        inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(sizes),
+                                         work=work)
+    else:
+        inv_h, new_pre = inverse_hessian(pre_state, flat, steps, group, expander(sizes))
+    prev = layout.buffers.get("momentum_buffer")
+    if prev is None:
+        prev = flatten([s["momentum_buffer"] for s in states])
     sizes_n = {st.batch_size for st in stats}
     n = (
         float(sizes_n.pop())
@@ -155,9 +174,11 @@ def prepare_batch(
                           device=flat.device)
     )
     m = G.segment_moments(
-        flat, prev, sum_sq, n, None, len(params), inv_h, data_grad=data_grad, sizes=sizes
+        flat, prev, sum_sq, n, None, len(params), inv_h, data_grad=data_grad, sizes=sizes,
+        work=None if work is None else work("tmp"),
+        work_parts=None if work is None else layout.aligned("tmp", flat),
     )
     if scalar:
         m = _scalar_variance(m, scalar, stats, data_grad, inv_h, params, sizes, clip)
     return Batch(group, params, states, sizes, flat, prev, inv_h, pre_state, new_pre,
-                 steps, m, torch.isfinite(m).all(), scalar)
+                 steps, m, torch.isfinite(m).all(), scalar, layout)

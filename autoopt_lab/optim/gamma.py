@@ -39,6 +39,8 @@ def segment_moments(
     data_grad: Tensor | None = None,
     *,
     sizes: list[int] | None = None,
+    work: Tensor | None = None,
+    work_parts: list[Tensor] | None = None,
 ) -> Tensor:
     """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for many tensors at once, ``(count, 4)``.
 
@@ -55,7 +57,10 @@ def segment_moments(
     """
     same = data_grad is None or data_grad is g
     g0 = g if same else data_grad
-    if sizes is None:
+    if sizes is not None and work is not None:  # the same sums, temporaries in ``work``
+        out = _moments_in(g, prev, sum_sq, g0, batch_size, inv_hessian, sizes, work,
+                          work_parts)
+    elif sizes is None:
         n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
         dg = g if inv_hessian is None else inv_hessian * g
         dp = prev if inv_hessian is None else inv_hessian * prev
@@ -78,9 +83,30 @@ def segment_moments(
     return torch.cat([out[:, :VAR], var.clamp_min(0.0).unsqueeze(1)], 1)
 
 
+def _moments_in(
+    g: Tensor, prev: Tensor, sum_sq: Tensor | list[Tensor | None], g0: Tensor,
+    n: Tensor | float, inv_hessian: Tensor | None, sizes: list[int], work: Tensor,
+    work_parts: list[Tensor] | None,
+) -> Tensor:
+    """The four per-tensor sums of :func:`segment_moments`, each product formed in the
+    reused vector ``work`` (as the other path forms it in a new one; ``work_parts``, one
+    aligned vector per tensor, for the variance terms)."""
+    if inv_hessian is None:
+        dg, dp = g, prev
+    else:
+        dg = torch.mul(inv_hessian, g, out=work)
+    agg = segment_dots(g, dg, sizes)
+    if inv_hessian is not None:
+        dp = torch.mul(inv_hessian, prev, out=work)
+    agp, app = segment_dots(g, dp, sizes), segment_dots(prev, dp, sizes)
+    parts = sum_sq if isinstance(sum_sq, list) else list(sum_sq.split(sizes))
+    var = _variance_by_tensor(parts, g0, n, inv_hessian, sizes, work_parts)
+    return torch.stack([agg, agp, app, var], 1)
+
+
 def _variance_by_tensor(
     sum_sq: list[Tensor | None], g0: Tensor, n: Tensor | float, inv_hessian: Tensor | None,
-    sizes: list[int],
+    sizes: list[int], w_parts: list[Tensor] | None = None,
 ) -> Tensor:
     """``sum_j D_j (S_j - N g0_j^2)`` tensor by tensor (0 where ``S`` is None)."""
     g_parts = g0.split(sizes)
@@ -90,7 +116,10 @@ def _variance_by_tensor(
         if s_k is None:
             out.append(torch.zeros((), dtype=g0.dtype, device=g0.device))
             continue
-        if isinstance(n, float):
+        if isinstance(n, float) and w_parts is not None and s_k.dtype == g0.dtype:
+            centred = torch.addcmul(s_k.reshape(-1), g_parts[k], g_parts[k], value=-n,
+                                    out=w_parts[k])
+        elif isinstance(n, float):
             centred = torch.addcmul(s_k.reshape(-1), g_parts[k], g_parts[k], value=-n)
         else:  # tensors of different batch sizes (rare): no host sync
             centred = s_k.reshape(-1) - n[k].to(g0.dtype) * g_parts[k] * g_parts[k]

@@ -6,6 +6,8 @@ each tensor's step count, ``(P,)``, and ``expand(x, a, b)`` computes ``x * a + b
 with ``a``, ``b`` one value per tensor, segment by segment over the flat ``x``, so that
 per-tensor factors are formed once per tensor (no per-element float64 work). ``new_state`` is only
 committed by the optimizer when the step is accepted, so a rejected step leaves no trace.
+An optional ``work`` gives reused vectors for ``D`` (``"inv_h"``) and the new state
+(``"pre"``): the same operations, with no fresh allocation.
 
 >>> import torch
 >>> D, new = adagrad_inverse_hessian({"sum_sq_grad": torch.zeros(2)}, torch.tensor([3.0, 4.0]),
@@ -23,6 +25,8 @@ from torch import Tensor
 
 State = dict[str, Tensor]
 InverseHessian = Callable[..., tuple["Tensor | None", State]]
+#: ``work(name)``: a flat vector of ``g``'s size reused across steps (contents undefined).
+Work = Callable[[str], Tensor]
 
 
 def _same(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -36,7 +40,8 @@ def sgd_init(param: Tensor) -> State:
 
 
 def sgd_inverse_hessian(
-    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same, *,
+    work: Work | None = None,
 ) -> tuple[None, State]:
     """SGD: ``H = I`` (returned as None, so no multiplications happen)."""
     return None, {}
@@ -47,11 +52,17 @@ def adagrad_init(param: Tensor) -> State:
 
 
 def adagrad_inverse_hessian(
-    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same, *,
+    work: Work | None = None,
 ) -> tuple[Tensor, State]:
     """Eq. (12): ``H = diag(sqrt(sum_s g_s^2) + eps)``, the sum including this step."""
-    total = state["sum_sq_grad"] + g * g
-    return 1.0 / (total.sqrt() + opt["eps"]), {"sum_sq_grad": total}
+    if work is None:
+        total = state["sum_sq_grad"] + g * g
+        return 1.0 / (total.sqrt() + opt["eps"]), {"sum_sq_grad": total}
+    d = torch.mul(g, g, out=work("inv_h"))  # the same operations, into reused vectors
+    total = torch.add(state["sum_sq_grad"], d, out=work("pre"))
+    torch.sqrt(total, out=d).add_(opt["eps"])
+    return torch.reciprocal(d, out=d), {"sum_sq_grad": total}
 
 
 def adam_init(param: Tensor) -> State:
@@ -71,7 +82,8 @@ def _adam_factors(step: Tensor, opt: dict, dtype: torch.dtype) -> tuple[Tensor, 
 
 
 def adam_inverse_hessian(
-    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same
+    state: State, g: Tensor, step: Tensor, opt: dict, expand: Callable = _same, *,
+    work: Work | None = None,
 ) -> tuple[Tensor, State]:
     """Eq. (11): ``H = c * diag(sqrt(v_hat) + eps)``.
 
@@ -81,6 +93,14 @@ def adam_inverse_hessian(
     ``a``, ``b`` (:func:`_adam_factors`).
     """
     beta2 = opt["betas"][1]
-    v = torch.addcmul(state["exp_avg_sq"] * beta2, g, g, value=1 - beta2)
     a, b = _adam_factors(step + 1, opt, g.dtype)
-    return expand(v.sqrt(), a, b).reciprocal_(), {"exp_avg_sq": v}
+    if work is None:
+        v = torch.addcmul(state["exp_avg_sq"] * beta2, g, g, value=1 - beta2)
+        return expand(v.sqrt(), a, b).reciprocal_(), {"exp_avg_sq": v}
+    v = torch.mul(state["exp_avg_sq"], beta2, out=work("pre"))  # the same operations,
+    v.addcmul_(g, g, value=1 - beta2)  # into reused vectors
+    return expand(torch.sqrt(v, out=work("inv_h")), a, b).reciprocal_(), {"exp_avg_sq": v}
+
+
+for _f in (sgd_inverse_hessian, adagrad_inverse_hessian, adam_inverse_hessian):
+    _f.takes_work = True  # type: ignore[attr-defined]  # accepts work= (see batch.py)

@@ -24,6 +24,7 @@ from . import curvature as C
 from . import gamma as G
 from .batch import Batch
 from .flat import mul_segments_, segment_dots, unflatten
+from .step_in_place import apply_in_place, in_place_ready
 
 
 def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -48,12 +49,21 @@ def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
-    """Steps 1-7 for one batch; ``ok`` is False when any batch of the step was non-finite."""
+    """Steps 1-7 for one batch; ``ok`` is False when any batch of the step was non-finite.
+
+    On CPU, where reading ``ok`` costs nothing, an accepted step is written in place into
+    the flat state (:func:`apply_in_place`); elsewhere every value is selected by ``ok``
+    without a host sync.
+    """
     group, params, states, sizes = b.group, b.params, b.states, b.sizes
     b.m = torch.where(torch.isfinite(b.m), b.m, torch.zeros_like(b.m))
     gamma_state, gamma_e, active = _solve(b, ok)
     keep = torch.tensor([0.0, 1.0], dtype=gamma_e.dtype, device=gamma_e.device)
     gamma_used = torch.where(active.unsqueeze(-1), gamma_e, keep)  # inactive: ghat = p
+    if in_place_ready(b) and bool(ok):
+        apply_in_place(b, gamma_used, active, remember=_remember_step if secant else None)
+        _commit_counters(b, gamma_state, active, ok)
+        return
     ghat = G.estimator(b.flat, b.prev, gamma_used, None, sizes)
     update = mul_segments_(ghat.clone() if b.inv_h is None else b.inv_h * ghat,
                            active.to(torch.float64), sizes)
@@ -83,6 +93,12 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
             value = torch.where(ok, value, b.pre_state[key])  # NaN * 0 is NaN: select first
             torch._foreach_lerp_([s[key] for s in states], unflatten(value, params, sizes),
                                  list(weight.to(value.dtype).unbind()))
+    _commit_counters(b, gamma_state, active, ok)
+
+
+def _commit_counters(b: Batch, gamma_state: Tensor, active: Tensor, ok: Tensor) -> None:
+    """The weights for scalar statistics, ``gamma``, the step and skip counters."""
+    states = b.states
     if b.scalar and b.inv_h is not None:
         _publish_weights(b)
     torch._foreach_copy_([s["gamma"] for s in states], list(gamma_state.unbind()))
@@ -93,7 +109,8 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
 
 
 def _remember_step(
-    b: Batch, update: Tensor, ghat: Tensor, gamma_used: Tensor, factor: Tensor, active: Tensor
+    b: Batch, update: Tensor, ghat: Tensor, gamma_used: Tensor, factor: Tensor, active: Tensor,
+    *, stored: bool = False,
 ) -> None:
     """What the next step's secant needs: ``s^T g_t``, ``a V_t`` and ``s^T D^-1 s`` for the
     step ``s = -update`` (docs/curvature.md, section 9)."""
@@ -107,8 +124,9 @@ def _remember_step(
             s["secant"] = torch.zeros(5, dtype=torch.float64, device=memory.device)
             s["last_update"] = torch.zeros_like(p)
     torch._foreach_copy_([s["secant"][:3] for s in b.states], list(memory.unbind()))
-    torch._foreach_copy_([s["last_update"] for s in b.states], unflatten(update, b.params,
-                                                                         b.sizes))
+    if not stored:  # else ``update`` is the flat last_update itself
+        torch._foreach_copy_([s["last_update"] for s in b.states], unflatten(update, b.params,
+                                                                             b.sizes))
 
 
 def _publish_weights(b: Batch) -> None:

@@ -1,0 +1,125 @@
+"""Per-tensor optimizer state kept flat between steps, and scratch vectors reused across steps.
+
+A step handles a param group as flat vectors (:mod:`.flat`). Gathering each tensor's state
+into one vector (``torch.cat``) and scattering it back costs two passes per state key and
+step; instead a :class:`Layout` keeps one flat buffer per key and puts *views* of it in the
+per-tensor state, so ``state[p]["momentum_buffer"]`` is still a tensor of ``p``'s shape
+(state dicts and tests read it as before) while the step reads and writes the buffer.
+
+On CPU, a tensor of tens of MiB is allocated by ``mmap`` and first touched page by page:
+each fresh temporary of the model's size cost about as much as two elementwise passes
+over it (docs/performance.md, section 5). :meth:`Layout.scratch` hands out the same
+vectors each step.
+
+A layout is found again through the first tensor's ``step`` counter (a new state, e.g.
+after ``load_state_dict``, is a new layout) and checked every step: a state tensor that is
+not the layout's view any more (replaced by a load, or a key added) is gathered again.
+
+>>> import torch
+>>> ps = [torch.zeros(2, 2), torch.zeros(3)]
+>>> states = [{"step": torch.zeros(()), "momentum_buffer": torch.ones_like(p)} for p in ps]
+>>> lay = layout_for(ps, states, [4, 3])
+>>> lay.buffers["momentum_buffer"].add_(1.0).shape
+torch.Size([7])
+>>> states[1]["momentum_buffer"]
+tensor([2., 2., 2.])
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import Tensor
+
+#: Keys kept flat when every tensor of the batch has them with its own shape and dtype;
+#: besides these, the preconditioner's keys (those of :data:`.batch.BASE_KEYS`' complement).
+FLAT_BASE_KEYS = ("momentum_buffer", "last_update")
+
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class Layout:
+    """Flat buffers (one per state key) with per-tensor views, and named scratch vectors."""
+
+    def __init__(self, params: list[Tensor], sizes: list[int]) -> None:
+        self.ids = tuple(id(p) for p in params)
+        self.sizes = list(sizes)
+        self.numel = sum(sizes)
+        self.buffers: dict[str, Tensor] = {}
+        self.views: dict[str, list[Tensor]] = {}
+        self._work: dict[str, Tensor] = {}
+
+    def adopt(self, key: str, params: list[Tensor], states: list[dict]) -> bool:
+        """Make ``states[k][key]`` views of one flat buffer (gathered once); False when the
+        key cannot be kept flat (missing, or of another shape or dtype)."""
+        views = self.views.get(key)
+        if views is not None and all(s.get(key) is v for s, v in zip(states, views,
+                                                                      strict=True)):
+            return True
+        values = [s.get(key) for s in states]
+        p0 = params[0]
+        if any(v is None or v.shape != p.shape or v.dtype != p0.dtype or v.device != p0.device
+               for v, p in zip(values, params, strict=True)):
+            self.buffers.pop(key, None)
+            self.views.pop(key, None)
+            return False
+        buf = torch.cat([v.reshape(-1) for v in values])
+        views = [x.view_as(p) for x, p in zip(buf.split(self.sizes), params, strict=True)]
+        for s, v in zip(states, views, strict=True):
+            s[key] = v
+        self.buffers[key], self.views[key] = buf, views
+        return True
+
+    def create(self, key: str, params: list[Tensor], states: list[dict]) -> Tensor:
+        """A new zero state ``key`` for every tensor, as views of one flat buffer."""
+        buf = torch.zeros(self.numel, dtype=params[0].dtype, device=params[0].device)
+        views = [x.view_as(p) for x, p in zip(buf.split(self.sizes), params, strict=True)]
+        for s, v in zip(states, views, strict=True):
+            s[key] = v
+        self.buffers[key], self.views[key] = buf, views
+        return buf
+
+    def scratch(self, name: str, like: Tensor) -> Tensor:
+        """A flat vector of the batch's size, the same one at every step (contents
+        undefined)."""
+        return self._buffer(name, like)[: self.numel]
+
+    def aligned(self, name: str, like: Tensor) -> list[Tensor]:
+        """One vector per tensor, inside the scratch vector ``name`` (so not to be used
+        with it at once), each on a 64-byte boundary as a fresh allocation is (a float32
+        sum's order depends on its alignment: the bits would change)."""
+        buf = self._buffer(name, like)
+        return [x[:n] for x, n in zip(buf.split(self._padded(like)), self.sizes, strict=True)]
+
+    def _padded(self, like: Tensor) -> list[int]:
+        step = max(1, 64 // like.element_size())
+        return [-(-n // step) * step for n in self.sizes]
+
+    def _buffer(self, name: str, like: Tensor) -> Tensor:
+        buf = self._work.get(name)
+        if buf is None or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(sum(self._padded(like)), dtype=like.dtype, device=like.device)
+            self._work[name] = buf
+        return buf
+
+
+def layout_for(params: list[Tensor], states: list[dict], sizes: list[int]) -> Layout:
+    """The layout of this batch of tensors (a new one when the batch changed), its keys
+    adopted (see :class:`Layout`)."""
+    anchor = states[0]["step"]
+    lay = _LAYOUTS.get(anchor)
+    if lay is None or lay.ids != tuple(id(p) for p in params):
+        lay = Layout(params, sizes)
+        _LAYOUTS[anchor] = lay
+    keys = [k for k in states[0] if k in FLAT_BASE_KEYS or k not in _NOT_FLAT]
+    for key in keys:
+        lay.adopt(key, params, states)
+    return lay
+
+
+#: State that is never per element (counters, per-tensor scalars) or is kept per tensor.
+_NOT_FLAT = frozenset((
+    "step", "gamma", "nonfinite_skips", "curvature", "curvature_count", "probe_direction",
+    "probe_quad", "trust_scale", "secant", "gain", "initial_norm",
+))

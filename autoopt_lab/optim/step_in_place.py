@@ -1,0 +1,98 @@
+"""Steps 4-7 of :mod:`.step_rule` for an accepted step, written into the flat state.
+
+When the step is known to be accepted (on CPU, reading the finiteness flag costs nothing),
+no value needs to be kept for a rejected one: the estimator is formed in the momentum
+buffer, the update in the secant's ``last_update`` (or a scratch vector), and the
+preconditioner's new state is copied once. The arithmetic is that of
+:func:`.step_rule.apply_batch`, operation for operation, so the parameters come out with
+the same bits (the golden hashes of tests/test_optim_curvature.py pin them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from . import curvature as C
+from .batch import Batch
+
+
+def in_place_ready(b: Batch) -> bool:
+    """True when ``b`` reads its momentum from a flat buffer it may overwrite (CPU)."""
+    lay = b.layout
+    return (
+        lay is not None
+        and b.prev.device.type == "cpu"
+        and lay.buffers.get("momentum_buffer") is b.prev
+        and all(k in lay.buffers for k in b.new_pre)
+    )
+
+
+def _mul_into(out: Tensor, x: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
+    """``out = x * values`` segment by segment (one value per segment), into ``out``."""
+    for o, v, c in zip(out.split(sizes), x.split(sizes), values.unbind(), strict=True):
+        torch.mul(v, c, out=o)
+    return out
+
+
+def _scale_(flat: Tensor, values: Tensor, sizes: list[int]) -> None:
+    torch._foreach_mul_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+
+
+def apply_in_place(
+    b: Batch, gamma_used: Tensor, active: Tensor, *, remember: Callable | None = None
+) -> None:
+    """Estimator, update, trust region, ``lr``, secant memory and commit of an accepted
+    step; ``remember`` is the step rule's secant bookkeeping (None: no secant)."""
+    group, params, states, sizes, lay = b.group, b.params, b.states, b.sizes, b.layout
+    dtype = b.flat.dtype
+    all_active = bool(active.all())
+    # the estimator, eq. (14): ghat = (1 - g1 - g2) g + g2 p, formed in the momentum buffer
+    ghat = b.prev
+    term = _mul_into(lay.scratch("tmp", b.flat), b.flat,
+                     (1 - gamma_used[:, 0] - gamma_used[:, 1]).to(dtype), sizes)
+    _scale_(ghat, gamma_used[:, 1], sizes)
+    torch._foreach_add_(list(ghat.split(sizes)), list(term.split(sizes)))
+    # the update D ghat: into last_update when the secant keeps it, else a scratch vector
+    if remember is not None:
+        if not lay.adopt("last_update", params, states):
+            lay.create("last_update", params, states)
+        update = lay.buffers["last_update"]
+    else:
+        update = term
+    if b.inv_h is None:
+        update.copy_(ghat)
+    else:
+        torch.mul(b.inv_h, ghat, out=update)
+    if not all_active:
+        _scale_(update, active.to(torch.float64), sizes)
+    factor = torch.ones(len(params), dtype=torch.float64, device=ghat.device)
+    if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
+        scale = C.trust_scale(update, [p.detach() for p in params], sizes, group["trust_ratio"])
+        _scale_(update, scale, sizes)
+        _scale_(ghat, scale, sizes)
+        old = torch.stack([s["trust_scale"] for s in states])
+        torch._foreach_copy_(
+            [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
+        )
+        factor = scale
+    lr = group.get("lr", 1.0)
+    if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it
+        update.mul_(lr)
+        ghat.mul_(lr)
+        factor = factor * lr
+    if remember is not None:
+        for s in states:
+            if "secant" not in s:
+                s["secant"] = torch.zeros(5, dtype=torch.float64, device=ghat.device)
+        remember(b, update, ghat, gamma_used, factor, active, stored=True)
+    torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(update.split(sizes), params,
+                                                                strict=True)])
+    for key, value in b.new_pre.items():  # the preconditioner moves for active tensors only
+        if all_active:
+            lay.buffers[key].copy_(value)
+        else:
+            torch._foreach_lerp_(list(lay.buffers[key].split(sizes)), list(value.split(sizes)),
+                                 list(active.to(value.dtype).unbind()))
