@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoopt_lab.experiments import RunConfig
-from autoopt_lab.optim import registry
+from autoopt_lab.optim import Choice, registry
 
 #: Auto variants in every arena: the library defaults (AutoSGD: the paper's curvature inside
 #: the trust region; AutoAdam, AutoAdaGrad: measured curvature inside it), AutoSGD with
@@ -79,9 +79,10 @@ def _tuned(name: str, settings: list[dict[str, Any]]) -> Contender:
 
 
 def _single(text: str) -> Contender:
-    name, options = registry.parse_spec(text)
-    spec = registry.get(name)
-    return Contender(text, spec.label(options), spec.family, spec.base, name, (options,))
+    choice = Choice.parse(text)
+    spec = choice.spec
+    return Contender(text, choice.label, spec.family, spec.base, choice.name,
+                     (dict(choice.options),))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Step time of each optimizer against plain SGD, measured in interleaved rounds.
 
 A step is forward + backward + optimizer step on one mini-batch in train mode, through the
-same :class:`~autoopt_lab.optim.registry.BoundOptimizer` contract as training (the loss
+same :class:`~autoopt_lab.optim.bound.BoundOptimizer` contract as training (the loss
 closure passed to ``step``, so measured-curvature Hessian-vector products are included,
 amortised over their interval). Rounds alternate the baseline and every contender and the
 median per-step time is compared, so a shared, noisy machine shifts all alike; ratios carry
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from autoopt_lab.devices import resolve_device
 from autoopt_lab.models import build_model
-from autoopt_lab.optim import registry
+from autoopt_lab.optim import Choice, build, registry
 
 INPUT_SHAPES = {"mnist_cnn": (1, 28, 28), "cifar_lenet": (3, 32, 32)}
 #: The baseline every ratio divides by.
@@ -38,10 +38,10 @@ def make_stepper(
     model = build_model(model_name).to(device).train()
     x = torch.randn(batch_size, *INPUT_SHAPES[model_name], device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
-    name, options = registry.parse_spec(spec)
+    name, options = Choice.parse(spec).pair
     if registry.get(name).required and "lr" not in options:
         options["lr"] = 0.01
-    bound = registry.build(name, model, **options)
+    bound = build(name, model, **options)
 
     def closure() -> torch.Tensor:
         return F.nll_loss(model(x), y)

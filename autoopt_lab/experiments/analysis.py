@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from autoopt_lab.optim import registry
+from autoopt_lab.optim.spec_strings import choice_text
 
 from .paper import paper_reference
 from .store import ResultsStore
@@ -32,13 +33,14 @@ CHANCE_MARGIN_PCT = 2.0
 
 
 def variant_name(optimizer: str, options: Any = None) -> str:
-    """An optimizer and its options as one spec string (``autoadam:ewma=0.95``).
+    """An optimizer and its options (by key) as one spec string (``autoadam:ewma=0.95``),
+    in the canonical text of :func:`~autoopt_lab.optim.spec_strings.choice_text`.
 
     >>> variant_name("autoadam", {"ewma": 0.95}), variant_name("sgd", {})
     ('autoadam:ewma=0.95', 'sgd')
     """
     opts = options if isinstance(options, dict) else {}
-    return ":".join([optimizer, *(f"{k}={v}" for k, v in sorted(opts.items()))])
+    return choice_text(optimizer, dict(sorted(opts.items())))
 
 
 def with_health(runs: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from autoopt_lab.optim import registry
+from autoopt_lab.optim.spec_strings import Choice, parse_list
 
 from .config import RunConfig, field_options
 from .paper import (
@@ -29,22 +30,12 @@ OptimizerItem = str | tuple[str, Mapping[str, Any]]
 
 def parse_item(text: str) -> tuple[str, dict[str, Any]]:
     """One spec string -> ``(name, typed options)``; unlike a full spec, a tuned optimizer's
-    ``lr`` may be left to the grid.
+    ``lr`` may be left to the grid (:meth:`~autoopt_lab.optim.Choice.parse`).
 
     >>> parse_item("SGD:momentum=0.9")
     ('sgd', {'momentum': 0.9})
     """
-    name, _, rest = str(text).strip().partition(":")
-    spec = registry.get(name)
-    by_name = {o.name: o for o in spec.options}
-    raw = registry.parse_options(rest)
-    unknown = sorted(set(raw) - set(by_name))
-    if unknown:
-        raise registry.UnknownOptimizerError(
-            f"optimizer {spec.name!r} has no option(s) {unknown}; its options: "
-            f"{', '.join(by_name) or 'none'}"
-        )
-    return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
+    return Choice.parse(str(text)).pair
 
 
 def parse_optimizer_items(items: str | Iterable[OptimizerItem]) -> list[tuple[str, dict]]:
@@ -55,19 +46,7 @@ def parse_optimizer_items(items: str | Iterable[OptimizerItem]) -> list[tuple[st
     >>> parse_optimizer_items("autosgd,adam:lr=1e-3")
     [('autosgd', {}), ('adam', {'lr': 0.001})]
     """
-    texts = registry.split_list(items) if isinstance(items, str) else list(items)
-    if not texts:
-        raise ValueError("no optimizer given")
-    if len(texts) == 1 and isinstance(texts[0], str) and texts[0].strip().lower() == "all":
-        return [(n, {}) for n in registry.names(available=True)]
-    out: list[tuple[str, dict]] = []
-    for item in texts:
-        if isinstance(item, str):
-            out += [parse_item(t) for t in registry.split_list(item)]
-        else:
-            name, opts = item
-            out.append((registry.get(name).name, dict(opts)))
-    return out
+    return parse_list(items if isinstance(items, str) else list(items))
 
 
 def _settings(

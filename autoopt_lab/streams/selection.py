@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autoopt_lab.optim import registry
+from autoopt_lab.optim.spec_strings import Choice, choice_text, parse_choices, parse_options
 
 from .identity import digest
 
@@ -33,43 +34,18 @@ Entry = tuple[str, dict[str, Any]]
 def _typed(name: str, options: Mapping[str, Any]) -> Entry:
     """``(canonical name, typed options)``; unknown keys and refused values raise. A tuned
     optimizer may leave out its ``lr`` (it is then tuned on the first segment)."""
-    spec = registry.get(name)
-    spec.resolve(options, require=False)  # names, types and the optimizer's own checks
-    by_name = {o.name: o for o in spec.options}
-    return spec.name, {k: by_name[k].coerce(v, spec.name) for k, v in options.items()}
+    return Choice.of(name, options).pair
 
 
 def parse_optimizers(spec: str | Sequence[str | Entry]) -> list[Entry]:
     """A comma list of spec strings, or a list of spec strings / ``(name, options)`` pairs,
     as ``[(name, typed options)]``; duplicates are dropped, unknown names and keys raise."""
-    if isinstance(spec, str):
-        items: list[str | Entry] = list(registry.split_list(spec))
-        if len(items) == 1 and str(items[0]).strip().lower() == "all":
-            return [(n, {}) for n in registry.names(available=True)]
-    else:
-        items = list(spec)
-    if not items:
-        raise ValueError(f"no optimizer given; known: {', '.join(registry.names())}")
-    out: list[Entry] = []
-    for item in items:
-        if isinstance(item, str):
-            name, _, rest = item.strip().partition(":")
-            entry = _typed(name, registry.parse_options(rest))
-        else:
-            entry = _typed(item[0], item[1])
-        if entry not in out:
-            out.append(entry)
-    return out
-
-
-def _coerce(name: str, key: str, value: Any) -> Any:
-    option = next(o for o in registry.get(name).options if o.name == key)
-    return option.coerce(value, name)
+    return [c.pair for c in parse_choices(spec, unique=True)]
 
 
 def apply_shared_options(entries: list[Entry], options: str | Mapping[str, Any]) -> list[Entry]:
     """Add ``options`` (``"k=v,k=v"`` or a dict) to the Auto entries that take each key."""
-    raw = registry.parse_options(options) if isinstance(options, str) else dict(options)
+    raw = parse_options(options) if isinstance(options, str) else dict(options)
     if not raw:
         return [(n, dict(o)) for n, o in entries]
     autos = [n for n, _ in entries if registry.get(n).is_auto]
@@ -89,23 +65,15 @@ def apply_shared_options(entries: list[Entry], options: str | Mapping[str, Any])
         if spec.is_auto:
             for key, value in raw.items():
                 if key in spec.option_names and key not in opts:
-                    new[key] = _coerce(name, key, value)
+                    new[key] = value
         out.append(_typed(name, new))
     return out
 
 
 def entry_key(name: str, options: Mapping[str, Any]) -> str:
-    """The entry as a spec string: its name, then its options in the order given."""
-    if not options:
-        return name
-    parts = []
-    for k, v in options.items():
-        if isinstance(v, tuple | list):
-            v = "(" + ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) + ")"
-        elif isinstance(v, float):
-            v = f"{v:g}"
-        parts.append(f"{k}={v}")
-    return ":".join([name, *parts])
+    """The entry as a spec string: its name, then its options in the order given (the
+    canonical :func:`~autoopt_lab.optim.spec_strings.choice_text`)."""
+    return choice_text(name, options)
 
 
 def file_slug(key: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from autoopt_lab.devices import DEFAULT_DEVICE, resolve_device
 from autoopt_lab.optim import registry
+from autoopt_lab.optim.spec_strings import Choice
 
 #: Batch sizes of the paper's grid (Section 5); any integer >= 2 is accepted.
 BATCH_SIZES: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
@@ -48,13 +49,8 @@ def _split(name: str, options: dict[str, Any] | None, what: str) -> tuple[str, d
     """``(registry name, typed options)`` from a name or spec string plus explicit options."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{what}={name!r} is invalid; give a registry name such as 'autosgd'")
-    head, _, rest = name.strip().partition(":")
-    spec = registry.get(head)  # UnknownOptimizerError lists the known names
-    key = spec.name
-    merged = {**registry.parse_options(rest), **(options or {})}
-    spec.resolve(merged)  # unknown option, wrong type, missing lr: one clear ValueError
-    by_name = {o.name: o for o in spec.options}
-    return key, {k: by_name[k].coerce(v, key) for k, v in merged.items() if v is not None}
+    # unknown name or option, wrong type, missing lr: one clear ValueError
+    return Choice.parse(name.strip(), options, require=True).pair
 
 
 @dataclass
