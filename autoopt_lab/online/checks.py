@@ -15,7 +15,8 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ..optim import registry
+from ..optim import build, registry
+from ..optim.spec_strings import Choice
 
 __all__ = ["check_names", "check_optimizer"]
 
@@ -31,16 +32,11 @@ def check_optimizer(
         )
     if options is not None and not isinstance(options, Mapping):
         raise ValueError(f"optimizer_options must be a dict, got {type(options).__name__}")
-    name, _, rest = optimizer.partition(":")
-    spec = registry.get(name)
-    resolved = spec.resolve({**registry.parse_options(rest), **(options or {})})
-    if not spec.available:
-        raise registry.MissingPackageError(
-            f"optimizer {spec.name!r} needs the package {spec.package!r}: "
-            f"pip install '{spec.package}' (or: pip install 'autoopt-lab[peers]')"
-        )
+    choice = Choice.parse(optimizer, options, require=True).require_available()
+    spec = choice.spec
+    resolved = spec.resolve(choice.options)
     try:  # the optimizer's own checks (a peer's betas...) on a layer that draws no random number
-        registry.build(spec.name, skip_init(nn.Linear, 1, 1), **resolved).close()
+        build(spec.name, skip_init(nn.Linear, 1, 1), **resolved).close()
     except ValueError as exc:
         raise ValueError(f"optimizer {optimizer!r}: {exc}") from None
     return spec, resolved
