@@ -1,7 +1,9 @@
 """The scenario catalogue: the ``streams/`` folder of TOML files, one per scenario.
 
-The folder is found, in order, at ``$AUTOOPT_STREAMS``, ``./streams`` (the current directory)
-and ``<repository>/streams`` beside the package. A scenario's catalogue name is its file stem.
+The folder is found, in order, at ``$AUTOOPT_STREAMS``, ``./streams`` (the current directory),
+the copy an installed wheel ships as package data (``autoopt_lab/streams/scenarios/``, built
+from the repository's ``streams/``) and ``<repository>/streams`` beside the package. A
+scenario's catalogue name is its file stem.
 
 >>> names = [name for name, _ in list_catalogue()]  # doctest: +SKIP
 >>> find_scenario("fmnist-rotation-incremental").dataset  # doctest: +SKIP
@@ -15,7 +17,10 @@ from pathlib import Path
 
 from .scenario import Scenario, load_scenario
 
-__all__ = ["catalogue_dir", "find_scenario", "list_catalogue"]
+__all__ = ["PACKAGED", "catalogue_dir", "find_scenario", "list_catalogue"]
+
+#: Where an installed wheel has the catalogue (in a checkout: only a note, no scenario).
+PACKAGED = Path(__file__).resolve().parent / "scenarios"
 
 
 def catalogue_dir() -> Path:
@@ -24,6 +29,7 @@ def catalogue_dir() -> Path:
     env = os.environ.get("AUTOOPT_STREAMS")
     candidates = ([Path(env)] if env else []) + [
         Path.cwd() / "streams",
+        PACKAGED,
         Path(__file__).resolve().parents[2] / "streams",
     ]
     for c in candidates:
