@@ -3,14 +3,13 @@
 The optimizer is any name in :mod:`autoopt_lab.optim.registry`. The tuned optimizers keep
 their hyper-parameters in the fields ``lr``, ``momentum`` and ``betas`` (the grid's axes);
 the Adam-family Auto optimizers keep ``betas`` there too. Every other option travels in
-``options`` (typed and checked by the optimizer's spec).
+``options`` (typed and checked by the optimizer's spec). A run's id is
+:func:`autoopt_lab.identity.config_key` of its :meth:`RunConfig.identity`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from autoopt_lab.identity import config_key
 from autoopt_lab.optim import registry
 
 DEFAULT_BETAS: tuple[float, float] = (0.9, 0.99)
@@ -331,16 +331,6 @@ def _check_device_name(device: str) -> None:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda", "mps", "xpu"):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """Hash of a JSON-able dict, independent of key order (floats by their repr).
-
-    >>> config_key({"a": 1, "b": 0.5}) == config_key({"b": 0.5, "a": 1})
-    True
-    """
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def check_batch_fits(configs: list[RunConfig], n_train: dict[str, int]) -> None:

@@ -36,7 +36,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import RunConfig, config_key
+from autoopt_lab.identity import config_key
+
+from .config import RunConfig
 
 SCHEMA_VERSION = "2"
 #: Run states: ``done`` (finished; the only one a sweep skips), ``failed`` (raised; retried

@@ -5,7 +5,8 @@ content hash (every segment, shift, transition, metric setting and the seed; not
 path), the steps scale and seed (also inside the content, named apart so a difference reads
 well), the optimizer's name and fully resolved options, a hash of the data tensors actually
 passed in, the model's architecture, and the library version. :func:`differences` names what
-differs between two identities, in words.
+differs between two identities, in words. The hash itself (:func:`digest`) and the library
+version live in :mod:`autoopt_lab.identity`, shared with the experiments.
 
 >>> from autoopt_lab.streams.scenario import parse_scenario
 >>> sc = parse_scenario('name="t"\\ndataset="mnist"\\nmodel="m"\\nseed=0\\nbatch_size=4\\n'
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from autoopt_lab.data.fingerprint import tensor_digest
+from autoopt_lab.identity import canonical, digest, library_version
 
 from .scenario import Scenario
 
@@ -42,33 +42,6 @@ __all__ = [
     "model_weights_fingerprint",
     "scenario_hash",
 ]
-
-
-def canonical(value: Any) -> Any:
-    """``value`` as JSON-friendly data with a stable form (tuples as lists, floats kept)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, torch.Tensor):
-        return canonical(value.tolist())
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
-
-
-def digest(value: Any, size: int = 16) -> str:
-    """A short hex digest of ``canonical(value)``.
-
-    >>> digest({"b": 1, "a": (1, 2)}) == digest({"a": [1, 2], "b": 1})
-    True
-    """
-    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
 
 
 def scenario_hash(scenario: Scenario) -> str:
@@ -112,12 +85,6 @@ def model_weights_fingerprint(model: nn.Module) -> str:
     for t in model.state_dict().values():
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def library_version() -> str:
-    from autoopt_lab import __version__
-
-    return str(__version__)
 
 
 def _show(value: Any) -> str:
