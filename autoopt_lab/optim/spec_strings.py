@@ -194,17 +194,37 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     return Choice.parse(str(text)).pair
 
 
-def parse_list(text: str | Sequence[str], *, allow_all: bool = True) -> list[tuple[str, dict]]:
-    """A comma list of spec strings (``"all"``: every available optimizer) -> ``[(name, opts)]``.
+ChoiceItem = str | tuple[str, Mapping[str, Any]] | Choice
+
+
+def parse_choices(items: str | Sequence[ChoiceItem], *, allow_all: bool = True,
+                  unique: bool = False) -> list[Choice]:
+    """A comma list of spec strings, or a list of spec strings (each may be a comma list),
+    ``(name, options)`` pairs or choices -> ``[Choice]``; ``"all"`` (alone) is every available
+    optimizer; ``unique=True`` drops repeats.
+
+    >>> [c.text for c in parse_choices(["autosgd,adam:lr=1e-3", ("sgd", {"lr": 0.1})])]
+    ['autosgd', 'adam:lr=0.001', 'sgd:lr=0.1']
+    """
+    flat: list[ChoiceItem] = []
+    for item in [items] if isinstance(items, str) else list(items):
+        flat += split_list(item) if isinstance(item, str) else [item]
+    if not flat:
+        raise ValueError(f"no optimizer given; known: {', '.join(names())}")
+    if allow_all and len(flat) == 1 and isinstance(flat[0], str) and flat[0].lower() == "all":
+        return [Choice(n, {}) for n in names(available=True)]
+    out: list[Choice] = []
+    for item in flat:
+        choice = Choice.parse(item)
+        if not (unique and choice in out):
+            out.append(choice)
+    return out
+
+
+def parse_list(text: str | Sequence[ChoiceItem], *, allow_all: bool = True) -> list[tuple[str, dict]]:
+    """:func:`parse_choices` as ``[(name, options)]`` pairs.
 
     >>> parse_list("autosgd,sgd:lr=0.1:momentum=0.9")
     [('autosgd', {}), ('sgd', {'lr': 0.1, 'momentum': 0.9})]
     """
-    items = split_list(text) if isinstance(text, str) else list(text)
-    if not items:
-        raise ValueError("no optimizer given")
-    if allow_all and len(items) == 1 and items[0].lower() == "all":
-        return [(n, {}) for n in names(available=True)]
-    return [parse_spec(i) for i in items]
-
-
+    return [c.pair for c in parse_choices(text, allow_all=allow_all)]
