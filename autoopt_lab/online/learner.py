@@ -36,7 +36,7 @@ from river import base
 from torch import Tensor, nn
 
 from ..devices import DEFAULT_DEVICE, resolve_device
-from ..experiments.run import DIVERGED_LOSS, is_diverged
+from ..health import DIVERGED_LOSS, is_diverged
 from ..optim import registry
 from .buffer import SampleBuffer
 from .checks import check_names, check_optimizer

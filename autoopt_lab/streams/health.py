@@ -6,10 +6,11 @@ zero steps because it never had anything to lose. :func:`run_health` finds these
 a trace so the report can withhold recovery times and every summary, table and plot can say
 why.
 
-Definitions (also in ``streams/README.md``):
+Definitions (:mod:`autoopt_lab.health`, shared with the experiments; also in
+``streams/README.md``):
 
 * **diverged** from the first step whose prequential loss is non-finite or above
-  :data:`DIVERGED_LOSS` (the experiments' rule);
+  :data:`DIVERGED_LOSS`;
 * **skipped steps** in a segment when the Auto optimizer's ``nonfinite_skips`` counter
   (trace column) rose there;
 * **at chance** for a segment when the accuracy over its second half is at most
@@ -39,18 +40,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autoopt_lab.experiments.run import DIVERGED_LOSS
+from autoopt_lab.health import (
+    CHANCE_MARGIN,
+    DIVERGED_LOSS,
+    FLAGS,
+    at_chance,
+    chance_accuracy,
+    diverged_mask,
+    flag_list,
+)
 
 from .sampler import build_plan
 from .scenario import Scenario
 
 __all__ = ["CHANCE_MARGIN", "DIVERGED_LOSS", "FLAGS", "chance_levels", "run_health"]
-
-#: Run flags, most severe first (a run's ``status`` is its first flag, or ``"ok"``).
-FLAGS = ("diverged", "skipped steps", "at chance")
-
-#: Accuracy at most this far above the chance level counts as chance.
-CHANCE_MARGIN = 0.05
 
 
 def chance_levels(scenario: Scenario, base_probs: tuple[float, ...] | None = None) -> list[float]:
@@ -62,7 +65,7 @@ def chance_levels(scenario: Scenario, base_probs: tuple[float, ...] | None = Non
     for seg in scenario.segments:
         cond = plan[start + seg.steps - 1].new
         probs = cond.proportions if cond.proportions is not None else base
-        out.append(float(max(probs)))
+        out.append(chance_accuracy(probs))
         start += seg.steps
     return out
 
@@ -80,7 +83,7 @@ def run_health(df: pd.DataFrame, scenario: Scenario,
     accuracy``, optionally ``nonfinite_skips``, cumulative)."""
     steps = df["step"].to_numpy()
     loss = df["loss"].to_numpy(dtype=float)
-    bad = ~np.isfinite(loss) | (loss > DIVERGED_LOSS)
+    bad = diverged_mask(loss)
     diverged_at = int(steps[np.argmax(bad)]) if bad.any() else None
     skips = (df["nonfinite_skips"].to_numpy(dtype=float) if "nonfinite_skips" in df
              else np.zeros(len(df)))
@@ -93,18 +96,14 @@ def run_health(df: pd.DataFrame, scenario: Scenario,
         end = start + seg.steps
         sel = (steps >= start) & (steps < end)
         part = df[sel]
-        flags = []
-        if diverged_at is not None and diverged_at < end and sel.any():
-            flags.append("diverged")
         seg_skips = int(skips[sel].max() - prev_skips) if sel.any() else 0
         if sel.any():
             prev_skips = float(skips[sel].max())
-        if seg_skips > 0:
-            flags.append("skipped steps")
         half = part[part["step"] >= start + seg.steps // 2]
         acc = _accuracy(half) if len(half) else math.nan
-        if len(half) and (math.isnan(acc) or acc <= chance[i] + CHANCE_MARGIN):
-            flags.append("at chance")
+        flags = flag_list(diverged=diverged_at is not None and diverged_at < end and sel.any(),
+                          skipped=seg_skips > 0,
+                          chance=bool(len(half)) and at_chance(acc, chance[i], CHANCE_MARGIN))
         segments.append({"index": i, "name": seg.name, "chance_accuracy": chance[i],
                          "late_accuracy": None if math.isnan(acc) else acc,
                          "nonfinite_skips": seg_skips, "flags": flags})
@@ -112,16 +111,9 @@ def run_health(df: pd.DataFrame, scenario: Scenario,
     whole_chance = (float(np.average([chance[s] for s in df["segment"]],
                                      weights=df["batch_size"])) if len(df) else math.nan)
     whole_acc = _accuracy(df) if len(df) else math.nan
-    at_chance = bool(len(df)) and (math.isnan(whole_acc)
-                                   or whole_acc <= whole_chance + CHANCE_MARGIN)
     n_skips = int(skips.max()) if len(skips) else 0
-    flags = []
-    if diverged_at is not None:
-        flags.append("diverged")
-    if n_skips:
-        flags.append("skipped steps")
-    if at_chance:
-        flags.append("at chance")
+    flags = flag_list(diverged=diverged_at is not None, skipped=bool(n_skips),
+                      chance=bool(len(df)) and at_chance(whole_acc, whole_chance, CHANCE_MARGIN))
     finite = loss[np.isfinite(loss)]
     return {
         "status": flags[0] if flags else "ok",
