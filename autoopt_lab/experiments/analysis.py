@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from autoopt_lab.health import CHANCE_MARGIN_PCT, count_text, error_at_chance
 from autoopt_lab.optim import registry
 from autoopt_lab.optim.spec_strings import choice_text
 
@@ -28,8 +29,6 @@ from .store import ResultsStore
 from .variants import BASES, ROLES, auto_for, is_grid, variants_for
 
 SETTING_KEYS = ["dataset", "variant", "optimizer", "batch_size", "lr", "momentum"]
-#: Final test error within this many points of chance counts as "at chance" (as in run()).
-CHANCE_MARGIN_PCT = 2.0
 
 
 def variant_name(optimizer: str, options: Any = None) -> str:
@@ -50,7 +49,7 @@ def with_health(runs: pd.DataFrame) -> pd.DataFrame:
     df = runs.copy()
     df["diverged"] = df["diverged"].fillna(False).astype(bool) if "diverged" in df else False
     chance = df["chance_err_pct"] if "chance_err_pct" in df else pd.Series(90.0, df.index)
-    derived = df["final_test_err_pct"] >= chance.fillna(90.0) - CHANCE_MARGIN_PCT
+    derived = error_at_chance(df["final_test_err_pct"], chance.fillna(90.0), CHANCE_MARGIN_PCT)
     df["at_chance"] = df["at_chance"].fillna(derived) if "at_chance" in df else derived
     df["at_chance"] = df["at_chance"].astype(bool)
     skips = df["nonfinite_skips"] if "nonfinite_skips" in df else pd.Series(0, df.index)
@@ -58,23 +57,6 @@ def with_health(runs: pd.DataFrame) -> pd.DataFrame:
     opts = df["options"] if "options" in df else pd.Series([{}] * len(df), df.index)
     df["variant"] = [variant_name(o, p) for o, p in zip(df["optimizer"], opts, strict=True)]
     return df
-
-
-def flag_text(n_runs: int, n_diverged: int, n_at_chance: int, n_skipping: int,
-              skipped_steps: int = 0) -> str:
-    """``"1/3 diverged, 2/3 at chance, 1/3 skipped 143 steps"``; ``""`` when all is well.
-
-    >>> flag_text(3, 1, 0, 1, 143)
-    '1/3 diverged, 1/3 skipped 143 steps'
-    """
-    parts = []
-    if n_diverged:
-        parts.append(f"{n_diverged}/{n_runs} diverged")
-    if n_at_chance:
-        parts.append(f"{n_at_chance}/{n_runs} at chance")
-    if n_skipping:
-        parts.append(f"{n_skipping}/{n_runs} skipped {skipped_steps} steps")
-    return ", ".join(parts)
 
 
 def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +86,7 @@ def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
         skipped_steps=("nonfinite_skips", "sum"),
     ).reset_index()
     out["flags"] = [
-        flag_text(*map(int, r))
+        count_text(*map(int, r))
         for r in out[["n_runs", "n_diverged", "n_at_chance", "n_skipping", "skipped_steps"]]
         .itertuples(index=False)
     ]
