@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from autoopt_lab.health import flag_text
 from autoopt_lab.optim import registry
 
 from .aggregate import mean_ci
@@ -48,25 +49,6 @@ def _shade(ax: Any, scenario: Scenario, label: bool = False) -> None:
 
 def _smooth(v: pd.Series, n: int = 10) -> pd.Series:
     return v.rolling(n, min_periods=1).mean()
-
-
-def flag_text(health: dict[str, Any] | None) -> str:
-    """``"DIVERGED at step 312; skipped steps (143)"`` for a run's health, ``""`` when ok.
-
-    >>> flag_text({"flags": ["diverged", "skipped steps"], "diverged_at": 3, "nonfinite_skips": 5})
-    'DIVERGED at step 3; SKIPPED STEPS (5)'
-    """
-    if not health or not health.get("flags"):
-        return ""
-    parts = []
-    for f in health["flags"]:
-        if f == "diverged" and health.get("diverged_at") is not None:
-            parts.append(f"DIVERGED at step {health['diverged_at']}")
-        elif f == "skipped steps" and health.get("nonfinite_skips"):
-            parts.append(f"SKIPPED STEPS ({health['nonfinite_skips']})")
-        else:
-            parts.append(f.upper())
-    return "; ".join(parts)
 
 
 def _family_style(name: str) -> str:
