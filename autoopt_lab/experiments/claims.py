@@ -29,12 +29,14 @@ from typing import Any
 
 import pandas as pd
 
+from autoopt_lab.health import count_text
 from autoopt_lab.optim import registry
 
 from . import analysis
 from .paper import PAPER_DATA, paper_gap
 from .plans import figure_autos, figure_datasets, plan
 from .presets import Preset, get_preset
+from .provenance import data_label, data_provenance, runs_for
 from .store import ResultsStore
 from .variants import BASES, ROLE_TITLES, tuned_for
 
@@ -140,10 +142,10 @@ def _growth_row(traces: pd.DataFrame, runs: pd.DataFrame, dataset: str,
         value = ", ".join(f"{p:.2f}" for p in peaks) + " (N = " + "/".join(
             str(n) for n in g["batch_size"]) + ")"
         mine = health[health["optimizer"] == name]
-        flags = analysis.flag_text(len(mine), int(mine["diverged"].sum()),
-                                   int(mine["at_chance"].sum()),
-                                   int((mine["nonfinite_skips"] > 0).sum()),
-                                   int(mine["nonfinite_skips"].sum()))
+        flags = count_text(len(mine), int(mine["diverged"].sum()),
+                           int(mine["at_chance"].sum()),
+                           int((mine["nonfinite_skips"] > 0).sum()),
+                           int(mine["nonfinite_skips"].sum()))
         verdict = ("holds" if grows else "fails") + (f" ({flags})" if flags else "")
         cells[role] = _cell(role, name, value, verdict, flags=flags,
                             peak_lr=dict(zip(g["batch_size"].astype(int), peaks, strict=True)))
@@ -204,8 +206,6 @@ def claim_table(store: ResultsStore, preset: Preset | str, datasets: Sequence[st
                 device: str = "auto") -> pd.DataFrame:
     """The claim table from the runs of ``store`` that the mode's plan asks for (claims
     whose runs are missing say ``not run``)."""
-    from .reproduce import data_label, data_provenance, runs_for
-
     preset = get_preset(preset)
     datasets = list(datasets)
     t2_runs = runs_for(store, plan("table2", preset, datasets, device=device))
