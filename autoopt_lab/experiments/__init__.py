@@ -6,13 +6,16 @@ analysis the notebooks call.
 >>> result = run(cfg)  # doctest: +SKIP
 """
 
-# Imported for their side effect: they register the "vectorized" and "ray" executors.
+from autoopt_lab.identity import library_versions
+
+# Imported for their side effect: they register the "stacked" engine and the "vectorized"
+# and "ray" executors (``.run`` below registers the "loop" engine).
 from . import ray_executor, vectorized  # noqa: F401
 from .config import ENGINES, FrozenOptions, RunConfig, config_key
+from .evaluation import evaluate
 from .executors import (
     Executor,
     ProcessExecutor,
-    RunOutcome,
     SerialExecutor,
     executor_engine,
     executor_names,
@@ -28,7 +31,8 @@ from .paper import (
     PAPER_TABLE2,
     TABLE2_BATCH_SIZE,
 )
-from .run import RunResult, evaluate, library_versions, run
+from .result import RunOutcome, RunResult
+from .run import run
 from .store import ResultsStore
 from .sweep import SweepReport, run_sweep
 

@@ -2,7 +2,9 @@
 :class:`RunOutcome` objects as runs finish, in any order.
 
 Executors plug in by name through :func:`register_executor`; ``serial`` (in this process)
-and ``process`` (a pool of worker processes on this machine) are built in.
+and ``process`` (a pool of worker processes on this machine) are built in. They train each
+config through the engine registry (:mod:`~autoopt_lab.experiments.engines`), so no executor
+imports an engine.
 
 Worker processes die with their parent (a watchdog thread ends a worker whose parent is
 gone, even after ``kill -9``) and ignore Ctrl-C, which the parent handles: on
@@ -22,37 +24,23 @@ import os
 import signal
 import threading
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import RunConfig
-from .run import RunResult, run
+from .engines import train_one
+from .result import RunOutcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import RunConfig
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class RunOutcome:
-    """A finished run: its result, or the error (a traceback) it raised."""
-
-    config: RunConfig
-    result: RunResult | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
 def execute_config(config: RunConfig, data_root: str | None, progress: bool = False) -> RunOutcome:
-    """Run ``config``; a run that raises becomes an outcome holding its traceback."""
-    try:
-        return RunOutcome(config, run(config, data_root=data_root, progress=progress))
-    except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
-        return RunOutcome(config, error=traceback.format_exc())
+    """Run ``config`` through its engine; a run that raises becomes an outcome holding its
+    traceback (the worker-side task of every executor)."""
+    return train_one(config, data_root, progress)
 
 
 class Executor(ABC):

@@ -13,70 +13,35 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from autoopt_lab.data import load_arrays, normalize, shuffled_batches
 from autoopt_lab.devices import resolve_device
+from autoopt_lab.health import CHANCE_MARGIN_PCT, DIVERGED_LOSS, is_diverged
+from autoopt_lab.identity import library_versions
 from autoopt_lab.models import build_model, check_log_probabilities
 from autoopt_lab.optim import registry
 
+from . import engines
 from .config import RunConfig
+from .evaluation import EVAL_BATCH, evaluate
+from .result import MAX_TRACE_ROWS, RunResult, run_metrics, trace_frame
 
 logger = logging.getLogger(__name__)
 
+# Names other modules and notebooks import from here (their homes are the modules above).
+__all__ = [
+    "CHANCE_MARGIN_PCT", "DIVERGED_LOSS", "EVAL_BATCH", "MAX_TRACE_ROWS", "RunResult",
+    "evaluate", "is_diverged", "library_versions", "load_split", "nonfinite_skips", "run",
+    "run_metrics", "trace_frame",
+]
+
 SUBSET_SEED = 20190101  # fixed: every run of a sweep sees the same data subset
-EVAL_BATCH = 256  # measured fastest for the MNIST CNN on CPU
-MAX_TRACE_ROWS = 2000
-# A mean NLL this large (chance level is ln 10 = 2.3) means the weights have blown up.
-DIVERGED_LOSS = 1e4
-# A final test error within this many points of chance (90% for ten classes) is "at chance".
-CHANCE_MARGIN_PCT = 2.0
-
-
-@dataclass
-class RunResult:
-    """What a run produced: its config, scalar and per-epoch metrics, and the step trace."""
-
-    config: RunConfig
-    metrics: dict[str, Any]
-    trace: pd.DataFrame = field(repr=False)
-
-    @property
-    def run_id(self) -> str:
-        return self.config.run_id()
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("autoopt-lab")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape a result."""
-    import numpy
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "autoopt_lab": _package_version(),
-        "platform": platform.platform(),
-    }
 
 
 def _fixed_subset(n_total: int, n_keep: int | None) -> torch.Tensor | None:
@@ -105,23 +70,6 @@ def nonfinite_skips(optimizer: torch.optim.Optimizer) -> int:
     return int(torch.stack(counts).max()) if counts else 0
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(error %, mean NLL) of ``model`` in eval mode; restores the previous mode."""
-    was_training = model.training
-    model.eval()
-    wrong = torch.zeros((), device=x.device)
-    loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    for start in range(0, len(y), EVAL_BATCH):
-        out = model(x[start : start + EVAL_BATCH])
-        target = y[start : start + EVAL_BATCH]
-        wrong += (out.argmax(1) != target).sum()
-        loss += F.nll_loss(out, target, reduction="sum").double()
-    model.train(was_training)
-    n = max(len(y), 1)
-    return 100.0 * wrong.item() / n, loss.item() / n
-
-
 def run(
     config: RunConfig,
     *,
@@ -132,8 +80,8 @@ def run(
     """Train ``config`` and return its :class:`RunResult`.
 
     A run whose loss becomes non-finite or exceeds ``DIVERGED_LOSS`` stops there, with
-    ``diverged=True`` and the errors of the model as it then is. A config with
-    ``engine="stacked"`` trains through the stacked trainer (as a group of one).
+    ``diverged=True`` and the errors of the model as it then is. A config of another
+    engine (``engine="stacked"``) trains through that engine (as a group of one).
 
     >>> cfg = RunConfig("mnist", "sgd", lr=0.05, momentum=0.5, batch_size=64, epochs=1,
     ...                 max_train_samples=256, max_test_samples=100, device="cpu")
@@ -141,10 +89,8 @@ def run(
     >>> len(result.metrics["test_err_pct_per_epoch"])
     1
     """
-    if config.engine == "stacked":
-        from .vectorized import run_group
-
-        return run_group([config], data_root=data_root, progress=progress)[0]
+    if config.engine != "loop":
+        return engines.train([config], data_root=data_root, progress=progress)[0]
     t0 = time.perf_counter()
     c0 = time.process_time()
     device = resolve_device(config.device)
@@ -252,76 +198,9 @@ def run(
     return RunResult(config, metrics, trace)
 
 
-def run_metrics(
-    per_epoch: dict[str, list[float]],
-    *,
-    diverged: bool,
-    nonfinite_skips: int = 0,
-    steps: int,
-    trace_every: int,
-    wall_time_s: float,
-    device: Any,
-    train_info: Any,
-    test_info: Any,
-    n_train: int,
-    n_test: int,
-    versions: dict[str, str],
-) -> dict[str, Any]:
-    """The metrics record of one run (its row in the results store).
-
-    Health flags: ``diverged`` (the loss became non-finite or exceeded ``DIVERGED_LOSS``),
-    ``nonfinite_skips`` (steps an Auto optimizer skipped for non-finite gradients) and
-    ``at_chance`` (final test error within ``CHANCE_MARGIN_PCT`` points of chance).
-    """
-    chance = 100.0 * (1.0 - 1.0 / max(int(train_info.num_classes), 1))
-    final_test = per_epoch["test_err_pct"][-1]
-    return {
-        "final_train_err_pct": per_epoch["train_err_pct"][-1],
-        "final_test_err_pct": per_epoch["test_err_pct"][-1],
-        "train_err_pct_per_epoch": per_epoch["train_err_pct"],
-        "test_err_pct_per_epoch": per_epoch["test_err_pct"],
-        "train_loss_per_epoch": per_epoch["train_loss"],
-        "test_loss_per_epoch": per_epoch["test_loss"],
-        "epochs_completed": len(per_epoch["train_err_pct"]),
-        "diverged": diverged,
-        "nonfinite_skips": int(nonfinite_skips),
-        "chance_err_pct": chance,
-        "at_chance": bool(final_test >= chance - CHANCE_MARGIN_PCT),
-        "steps": steps,
-        "trace_every": trace_every,
-        "wall_time_s": wall_time_s,
-        "device_used": str(device),
-        "train_samples": n_train,
-        "test_samples": n_test,
-        "train_data": train_info.to_dict(),
-        "test_data": test_info.to_dict(),
-        "data_source": train_info.source,
-        "data_is_subset": bool(train_info.is_subset or n_train < train_info.num_samples),
-        "versions": versions,
-    }
+def _loop_engine(configs: Sequence[RunConfig], *, data_root: str | None = None,
+                 progress: bool = False) -> list[RunResult]:
+    return [run(c, data_root=data_root, progress=progress) for c in configs]
 
 
-def is_diverged(loss: float) -> bool:
-    """True for a non-finite loss or one above ``DIVERGED_LOSS``."""
-    return not math.isfinite(loss) or loss > DIVERGED_LOSS
-
-
-def trace_frame(rows: list) -> pd.DataFrame:
-    """Rows -> a wide frame: step, epoch, loss, loss_window_mean, lr/<tensor>, momentum/<tensor>."""
-    if not rows:
-        return pd.DataFrame(columns=["step", "epoch", "loss", "loss_window_mean"])
-    names = list(rows[0][4])
-    losses = torch.stack([torch.stack([r[2].float(), r[3].float()]) for r in rows]).cpu()
-    hps = torch.stack(
-        [torch.stack([r[4][n].float().reshape(2) for n in names]) for r in rows]
-    ).cpu()
-    data: dict[str, Any] = {
-        "step": [r[0] for r in rows],
-        "epoch": [r[1] for r in rows],
-        "loss": losses[:, 0].numpy(),
-        "loss_window_mean": losses[:, 1].numpy(),
-    }
-    for j, n in enumerate(names):
-        data[f"lr/{n}"] = hps[:, j, 0].numpy()
-        data[f"momentum/{n}"] = hps[:, j, 1].numpy()
-    return pd.DataFrame(data)
+engines.register_engine("loop", _loop_engine)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .run import EVAL_BATCH
+from .evaluation import EVAL_BATCH
 
 EVAL_SAMPLES_PER_CHUNK = 8192  # K * eval batch is capped at this many samples
 

@@ -42,27 +42,21 @@ from tqdm.auto import tqdm
 
 from autoopt_lab.data import shuffled_batches
 from autoopt_lab.devices import resolve_device
+from autoopt_lab.health import diverged_mask, is_diverged
+from autoopt_lab.identity import library_versions
 from autoopt_lab.models import build_model, check_log_probabilities
 
 from .config import RunConfig
+from .engines import register_engine
 from .executors import (
     Executor,
-    RunOutcome,
     bounded_unordered,
     execute_config,
     init_worker,
     register_executor,
 )
-from .run import (
-    DIVERGED_LOSS,
-    MAX_TRACE_ROWS,
-    RunResult,
-    is_diverged,
-    library_versions,
-    load_split,
-    run_metrics,
-    trace_frame,
-)
+from .result import MAX_TRACE_ROWS, RunOutcome, RunResult, run_metrics, trace_frame
+from .run import load_split
 from .stacked import NotVectorizableError, StackedModel, evaluate_stacked
 from .stacked_optim import StackedOptimizer
 
@@ -219,7 +213,7 @@ class _Ledger:
                 self.rows[j].append((step, epoch, losses[j], window_mean[j], self.hparams[j]))
 
     def check_diverged(self, step: int, losses: Tensor, model: StackedModel) -> None:
-        blown = ~torch.isfinite(losses) | (losses > DIVERGED_LOSS)  # as run() decides
+        blown = diverged_mask(losses)  # as run() decides
         for j in blown.nonzero().flatten().tolist():
             if self.active(j):
                 self.stop_step[j] = step
@@ -440,4 +434,10 @@ class VectorizedExecutor(Executor):
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _stacked_engine(configs: Sequence[RunConfig], *, data_root: str | None = None,
+                    progress: bool = False) -> list[RunResult]:
+    return run_group(configs, data_root=data_root, progress=progress)
+
+
+register_engine("stacked", _stacked_engine)
 register_executor("vectorized", VectorizedExecutor)
