@@ -1,5 +1,5 @@
-"""Stream checkpoints: the whole state of a :class:`~autoopt_lab.streams.run.StreamRun`, and
-what it belongs to.
+"""Stream checkpoints: the whole state of a :class:`~autoopt_lab.streams.run.StreamRun` (its
+``state_dict()``) in a file, and what it belongs to.
 
 A checkpoint holds model, optimizer, stream position, RNG and river state and the trace so
 far, plus the run's identity (:mod:`.identity`: scenario content, steps scale, seed,
@@ -24,22 +24,30 @@ autoopt_lab.streams.checkpoint.CheckpointError: ... is not a readable stream che
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from .identity import differences
 from .monitor import Monitor
 from .scenario import MetricsConfig, Scenario, Segment, Shift, Transition
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .run import StreamRun
+
+class StreamRun(Protocol):
+    """What a checkpoint needs of a :class:`~autoopt_lab.streams.run.StreamRun`."""
+
+    identity: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def position(self) -> int: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -70,29 +78,10 @@ class CheckpointMismatchError(ValueError):
 
 
 def save_checkpoint(run: StreamRun, path: str | Path) -> Path:
-    """Write ``run``'s state atomically to ``path``; returns the path."""
-    run._flush()
+    """Write ``run.state_dict()`` atomically to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "version": CHECKPOINT_VERSION,
-        "identity": run.identity,
-        "scenario": dataclasses.asdict(run.scenario),
-        "optimizer": run.optimizer_name,
-        "hparams": run.hparams,
-        "hparam_every": run.hparam_every,
-        "model": run.model.state_dict(),
-        "opt": run.bound.state_dict(),
-        "sampler": run.sampler.state_dict(),
-        "cpu_rng": run._cpu_rng,
-        "cuda_rng": run._cuda_rng,
-        "monitor": monitor_state(run.monitor),
-        "records": run.records,
-        "hp_names": run.hp_names,
-        "hp_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in run._hp_host],
-        "skips_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in run._skips_host],
-        "timing": run.timing,
-    }
+    state = {"version": CHECKPOINT_VERSION, **run.state_dict()}
     from autoopt_lab.experiments.outputs import writing
 
     with writing(path):
@@ -108,25 +97,13 @@ def save_checkpoint(run: StreamRun, path: str | Path) -> Path:
 
 
 def monitor_state(monitor: Monitor) -> dict[str, Any]:
-    """The monitor as plain data: normaliser, step count and the rolling window's
-    ``(y_true, y_pred)`` pairs (the detectors' inputs are the records' ``loss_z``)."""
-    norm = monitor.normalizer
-    return {"norm_mean": norm.mean, "norm_var": norm.var, "steps": monitor.steps,
-            "pairs": [list(args) for args, _ in monitor.rolling.window]}
+    """``monitor.state_dict()`` (kept for callers of the old name)."""
+    return monitor.state_dict()
 
 
 def restore_monitor(monitor: Monitor, data: dict[str, Any], records: list[dict]) -> None:
-    """Bring a fresh ``monitor`` to the state :func:`monitor_state` saved: the window and the
-    detectors' inputs (each step's finite ``loss_z`` after the warm-up) are replayed."""
-    for yt, yp in data["pairs"]:
-        monitor.rolling.update(int(yt), int(yp))
-    for rec in records[monitor.warmup:]:
-        z = float(rec["loss_z"])
-        if math.isfinite(z):
-            for det in monitor.detectors.values():
-                det.update(z)
-    monitor.normalizer.mean, monitor.normalizer.var = data["norm_mean"], float(data["norm_var"])
-    monitor.steps = int(data["steps"])
+    """``monitor.load_state_dict(data, records)`` (kept for callers of the old name)."""
+    monitor.load_state_dict(data, records)
 
 
 def scenario_from_dict(d: dict[str, Any]) -> Scenario:
@@ -181,18 +158,7 @@ def restore_checkpoint(run: StreamRun, state: dict[str, Any], path: str | Path) 
         raise ValueError("a checkpoint can only be restored into a run that has not started")
     check_identity(path, state, run)
     try:
-        run.model.load_state_dict(state["model"])
-        run.bound.load_state_dict(state["opt"])
-        run.sampler.load_state_dict(state["sampler"])
+        run.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: its model or optimizer state does not load "
                               f"({str(exc)[:160]}); delete it or rerun with --fresh") from None
-    run._cpu_rng = state["cpu_rng"]
-    if run._cuda_rng is not None and state.get("cuda_rng") is not None:
-        run._cuda_rng = state["cuda_rng"]
-    run.records = list(state["records"])
-    restore_monitor(run.monitor, state["monitor"], run.records)
-    run.hp_names = state.get("hp_names")
-    run._hp_host = [t.numpy() for t in state["hp_host"]]
-    run._skips_host = [t.numpy() for t in state["skips_host"]]
-    run.timing = dict(state["timing"])

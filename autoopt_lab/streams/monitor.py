@@ -65,7 +65,8 @@ class LossNormalizer:
 class Monitor:
     """River state of one prequential run: rolling accuracy, normaliser and detectors.
 
-    Pickles whole, so a checkpoint can save it and a resumed run continues identically.
+    :meth:`state_dict` gives it as plain data and :meth:`load_state_dict` replays that into
+    a fresh monitor, so a checkpoint can save it and a resumed run continues identically.
     """
 
     def __init__(self, window: int = 1000, warmup: int = 100, seed: int = 0,
@@ -88,3 +89,24 @@ class Monitor:
                 detected[name] = bool(det.drift_detected)
         self.steps += 1
         return {"rolling_accuracy": float(self.rolling.get()), "loss_z": z, "detected": detected}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The monitor as plain data: normaliser, step count and the rolling window's
+        ``(y_true, y_pred)`` pairs (the detectors' inputs are the records' ``loss_z``)."""
+        norm = self.normalizer
+        return {"norm_mean": norm.mean, "norm_var": norm.var, "steps": self.steps,
+                "pairs": [list(args) for args, _ in self.rolling.window]}
+
+    def load_state_dict(self, data: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
+        """Bring this fresh monitor to the state :meth:`state_dict` saved: the window and
+        the detectors' inputs (each step's finite ``loss_z`` in ``records`` after the
+        warm-up) are replayed."""
+        for yt, yp in data["pairs"]:
+            self.rolling.update(int(yt), int(yp))
+        for rec in records[self.warmup:]:
+            z = float(rec["loss_z"])
+            if math.isfinite(z):
+                for det in self.detectors.values():
+                    det.update(z)
+        self.normalizer.mean, self.normalizer.var = data["norm_mean"], float(data["norm_var"])
+        self.steps = int(data["steps"])

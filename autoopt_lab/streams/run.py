@@ -27,6 +27,7 @@ Driving it step by step (e.g. from a notebook's background thread):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -320,6 +321,46 @@ class StreamRun:
         return out
 
     # -- checkpoint / resume ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain data (tensors, numbers, strings, lists, dicts): identity,
+        scenario, optimizer and options, model, optimizer, stream position, RNG and river
+        state, and the trace so far. A checkpoint is this plus a format version."""
+        self._flush()
+        return {
+            "identity": self.identity,
+            "scenario": dataclasses.asdict(self.scenario),
+            "optimizer": self.optimizer_name,
+            "hparams": self.hparams,
+            "hparam_every": self.hparam_every,
+            "model": self.model.state_dict(),
+            "opt": self.bound.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "cpu_rng": self._cpu_rng,
+            "cuda_rng": self._cuda_rng,
+            "monitor": self.monitor.state_dict(),
+            "records": self.records,
+            "hp_names": self.hp_names,
+            "hp_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in self._hp_host],
+            "skips_host": [torch.from_numpy(np.ascontiguousarray(a)) for a in self._skips_host],
+            "timing": self.timing,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load :meth:`state_dict` into this freshly built run (its identity is not checked
+        here: :meth:`resume` and :meth:`from_checkpoint` do that)."""
+        self.model.load_state_dict(state["model"])
+        self.bound.load_state_dict(state["opt"])
+        self.sampler.load_state_dict(state["sampler"])
+        self._cpu_rng = state["cpu_rng"]
+        if self._cuda_rng is not None and state.get("cuda_rng") is not None:
+            self._cuda_rng = state["cuda_rng"]
+        self.records = list(state["records"])
+        self.monitor.load_state_dict(state["monitor"], self.records)
+        self.hp_names = state.get("hp_names")
+        self._hp_host = [t.numpy() for t in state["hp_host"]]
+        self._skips_host = [t.numpy() for t in state["skips_host"]]
+        self.timing = dict(state["timing"])
+
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save model, optimizer, stream position, RNG and river state, the trace so far and
         the run's identity (atomically)."""
