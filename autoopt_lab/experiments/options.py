@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from autoopt_lab.devices import DEFAULT_DEVICE, DEVICE_HELP
 from autoopt_lab.optim import registry
+from autoopt_lab.seeds import MAX_SEEDS, parse_seeds  # noqa: F401  (their home; old names here)
 
 from .grids import grid, parse_optimizer_items
 from .paper import PAPER_BATCH_SIZES, PAPER_EPOCHS, PAPER_LRS, PAPER_MOMENTA
@@ -35,32 +36,6 @@ def parse_list(text: str, kind: Callable[[str], T], what: str) -> list[T]:
     if not out:
         raise argparse.ArgumentTypeError(f"no {what} given in {text!r}")
     return out
-
-
-#: The most seeds one option may list (a typo like ``0-100000000`` is refused at once).
-MAX_SEEDS = 10_000
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ranges ``"0-9"`` (inclusive, low to high), mixed; at most
-    :data:`MAX_SEEDS` in all (counted before any list is built)."""
-    parts: list[range] = []
-    for part in parse_list(text, str, "seed"):
-        lo, sep, hi = part.partition("-")
-        first, last = (int(lo), int(hi)) if sep else (int(part), int(part))
-        if last < first:
-            raise argparse.ArgumentTypeError(f"seed range {part!r} is reversed (give "
-                                             f"{last}-{first}); it would run nothing")
-        parts.append(range(first, last + 1))
-    count = sum(len(r) for r in parts)
-    if count > MAX_SEEDS:
-        from .sweep import duration_text
-
-        raise argparse.ArgumentTypeError(
-            f"seeds {text!r} are {count:,} seeds, over the limit of {MAX_SEEDS:,}: a plan of "
-            f"at least {count:,} runs, about {duration_text(count)} at 1 s per run; nothing "
-            "was planned")
-    return [seed for r in parts for seed in r]
 
 
 def parse_lr(item: str) -> float:
