@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from autoopt_lab.seeds import parse_seeds
+
 __all__ = ["MODES", "Mode", "parse_seeds", "resolve_mode"]
 
 
@@ -53,36 +55,3 @@ def resolve_mode(mode: str = "full", *, steps_scale: float | None = None,
             raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(LR_GRIDS)}")
         out = replace(out, grid=grid)
     return out
-
-
-def parse_seeds(text: str | int | list[int]) -> list[int]:
-    """``"0-4"``, ``"0,2,5"``, ``"1-3,9"`` or an int/list -> sorted distinct seeds (>= 0)."""
-    if isinstance(text, int):
-        items: list[int] = [text]
-    elif isinstance(text, list | tuple):
-        items = [int(v) for v in text]
-    else:
-        items = []
-        for part in str(text).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            lo, sep, hi = part.partition("-")
-            try:
-                if sep:
-                    a, b = int(lo), int(hi)
-                    if b < a:
-                        raise ValueError
-                    if b - a >= 10_000:
-                        raise ValueError(f"seed range {part!r} is over 10,000 seeds")
-                    items.extend(range(a, b + 1))
-                else:
-                    items.append(int(part))
-            except ValueError as exc:
-                why = str(exc) or f"{part!r} is not a seed or a range A-B with A <= B"
-                raise ValueError(f"seeds: {why}") from None
-    if not items:
-        raise ValueError("seeds: none given (e.g. 0-4 or 0,2,5)")
-    if min(items) < 0:
-        raise ValueError(f"seeds must be >= 0, got {min(items)}")
-    return sorted(set(items))
