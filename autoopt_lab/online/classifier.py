@@ -12,21 +12,20 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from river import base
 from torch import Tensor, nn
 
-from ..devices import DEFAULT_DEVICE
 from ..models import check_log_probabilities
 from .checks import check_names
 from .features import check_frame, clean_features, frame_rows
 from .learner import ModuleFactory, TorchLearner
+from .losses import CLASSIFIER_LOSSES, check_loss, classifier_loss
 from .modules import Linear
 
 __all__ = ["TorchClassifier"]
@@ -80,9 +79,10 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
     ----------
     module
         None (multinomial logistic regression: ``Linear()``), a factory called once at the
-        first step as ``module(n_features, n_classes)`` (e.g. ``MLP(hidden=(32,))``), or an
-        ``nn.Module`` instance (copied; the copy is trained). It must return log-probabilities
-        (end with ``nn.LogSoftmax(dim=1)``): the loss is the NLL.
+        first step as ``module(n_features, n_classes)`` (e.g. ``MLP(hidden=(32,))``) or, if
+        it takes one argument, ``module(n_features)`` (a deep-river module class), or an
+        ``nn.Module`` instance (copied; the copy is trained). It returns log-probabilities
+        (ends with ``nn.LogSoftmax(dim=1)``), or logits with ``output_is_logit=True``.
     optimizer
         A registry name or spec string (``"autosgd"``, ``"sgd:lr=0.05:momentum=0.9"``). The
         default, ``"autoadagrad-paper"`` (AutoAdaGrad with the paper's curvature model), was
@@ -101,9 +101,20 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
         None: new features get new input columns as they arrive. A tuple: the input columns,
         fixed; other features are ignored.
     device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        ``"cpu"`` (the default: one-sample steps of small models are faster there, as in
+        deep-river), ``"auto"`` (CUDA when available), ``"cuda"``...
     seed
         Seeds the module's initial weights and every other random draw of the learner.
+    loss_fn
+        None (the NLL of the label: cross-entropy), a name (``"cross_entropy"``, ``"nll"``,
+        ``"binary_cross_entropy"``, ``"mse"``) or a callable ``loss_fn(output, one_hot)``
+        (:mod:`~autoopt_lab.online.losses`).
+    output_is_logit
+        False: the module returns log-probabilities (checked at the first step). True: it
+        returns logits (deep-river's convention); the learner applies the softmax.
+    num_threads
+        Torch intra-op threads for the learner's own work (default 1: faster for small
+        models), restored afterwards; None leaves torch's setting alone.
 
     Labels can be of any hashable type but None; a sample whose label is missing (NaN) is
     skipped with a warning. ``predict_proba_one`` reports every label
@@ -121,6 +132,8 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
     """
 
     _default_module = Linear(log_probabilities=True)
+    output_is_logit = False  # also for learners pickled before it existed
+    loss_fn = None
 
     def __init__(
         self,
@@ -130,10 +143,16 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
         batch_size: int = 8,
         classes: Sequence[Hashable] | None = None,
         features: Sequence[Hashable] | None = None,
-        device: str = DEFAULT_DEVICE,
+        device: str = "cpu",
         seed: int | None = None,
+        loss_fn: str | Callable[[Tensor, Tensor], Tensor] | None = None,
+        output_is_logit: bool = False,
+        num_threads: int | None = 1,
     ) -> None:
         check_names(classes, "classes")
+        if not isinstance(output_is_logit, bool):
+            raise ValueError(f"output_is_logit must be True or False, got {output_is_logit!r}")
+        check_loss(loss_fn, CLASSIFIER_LOSSES, output_is_logit)
         super().__init__(
             module=module,
             optimizer=optimizer,
@@ -142,7 +161,10 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
             features=features,
             device=device,
             seed=seed,
+            loss_fn=loss_fn,
+            num_threads=num_threads,
         )
+        self.output_is_logit = output_is_logit
         self.classes = classes
         self._labels: list[Hashable] = list(classes or ())
         self._label_index: dict[Hashable, int] = {c: i for i, c in enumerate(self._labels)}
@@ -213,14 +235,24 @@ class TorchClassifier(TorchLearner, base.MiniBatchClassifier):
         return torch.tensor(idx, dtype=torch.long, device=self._device)
 
     def _loss(self, out: Tensor, target: Tensor) -> Tensor:
-        return F.nll_loss(out, target)
+        return classifier_loss(self.loss_fn, out, target, output_is_logit=self.output_is_logit)
 
     def _output(self, out: Tensor, *, first: bool = False) -> Tensor:
         if first:
-            check_log_probabilities(out, where="the module")
+            what = "logits" if self.output_is_logit else "log-probabilities"
+            if self.output_is_logit:
+                if out.dim() != 2:
+                    raise ValueError(f"the module must return (batch, classes) logits; got "
+                                     f"shape {tuple(out.shape)}")
+            else:
+                try:
+                    check_log_probabilities(out, where="the module")
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (a module that returns logits needs "
+                                     "output_is_logit=True)") from None
             if out.shape[1] < len(self._labels):
                 raise ValueError(
-                    f"the module returns {out.shape[1]} log-probabilities per sample but there "
+                    f"the module returns {out.shape[1]} {what} per sample but there "
                     f"are {len(self._labels)} classes"
                 )
         return out

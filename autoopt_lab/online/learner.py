@@ -18,24 +18,26 @@ the loss and river's prediction methods. How it works (``docs/online.md`` says m
   inside ``bound.evaluating()`` (Schedule-Free's averaged weights).
 * A diverged loss (the offline rule; squared errors in first-step units) sets ``diverged_at``.
 * With a ``seed``, every random draw of the learner (initial weights, dropout) comes from its
-  own generator state, so runs repeat exactly and other code's torch RNG is untouched.
+  own generator state, so runs repeat exactly and other code's torch RNG is untouched; the
+  learner's torch work runs on ``num_threads`` threads; pickles are byte-stable
+  (:mod:`~autoopt_lab.online.state`).
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import copy
+import inspect
 import logging
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
 from river import base
 from torch import Tensor, nn
 
-from ..devices import DEFAULT_DEVICE, resolve_device
+from ..devices import resolve_device
 from ..health import DIVERGED_LOSS, is_diverged
 from ..optim import registry
 from .buffer import SampleBuffer
@@ -49,15 +51,26 @@ from .growth import (
     pad_state,
     trainable_shapes,
 )
+from .state import LearnerState, check_threads
 
 __all__ = ["TorchLearner", "check_names", "check_optimizer"]
 
 log = logging.getLogger(__name__)
 
-ModuleFactory = Callable[[int, int], nn.Module]
+ModuleFactory = Callable[..., nn.Module]
 
 
-class TorchLearner(base.Base):
+def _takes_outputs(factory: Callable[..., nn.Module]) -> bool:
+    """Whether ``factory`` takes ``(n_features, n_outputs)``, not only ``n_features``."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the two-argument convention
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+class TorchLearner(LearnerState, base.Base):
     """The shared machinery of :class:`TorchClassifier` and :class:`TorchRegressor`."""
 
     #: the subclass's module when ``module=None``
@@ -72,8 +85,10 @@ class TorchLearner(base.Base):
         optimizer_options: dict[str, Any] | None = None,
         batch_size: int = 8,
         features: Sequence[Hashable] | None = None,
-        device: str = DEFAULT_DEVICE,
+        device: str = "cpu",
         seed: int | None = None,
+        loss_fn: str | Callable[[Tensor, Tensor], Tensor] | None = None,
+        num_threads: int | None = 1,
     ) -> None:
         self.module = module
         self.optimizer = optimizer
@@ -82,7 +97,10 @@ class TorchLearner(base.Base):
         self.features = features
         self.device = device
         self.seed = seed
+        self.loss_fn = loss_fn
+        self.num_threads = num_threads
         # validate everything before any work
+        check_threads(num_threads)
         self._spec, _ = check_optimizer(optimizer, optimizer_options)
         self._buffer = SampleBuffer(batch_size)
         if self._spec.is_auto and batch_size < 2:
@@ -96,7 +114,7 @@ class TorchLearner(base.Base):
         if not (module is None or isinstance(module, nn.Module) or callable(module)):
             raise ValueError(
                 "module must be None, a torch.nn.Module, or a factory called as "
-                f"module(n_features, n_outputs); got {type(module).__name__}"
+                f"module(n_features, n_outputs) or module(n_features); got {type(module).__name__}"
             )
         if isinstance(module, nn.Module) and features is None and input_layer(module) is None:
             raise ValueError(
@@ -216,7 +234,7 @@ class TorchLearner(base.Base):
     def _train(self, xs: list[dict[Hashable, float]], ys: list[Any]) -> None:
         """One optimizer step on ``xs, ys`` (the training-loop contract of the project)."""
         self._layout.extend(xs)
-        with self._random():
+        with self._threads(), self._random():
             if self._net is None:
                 self._build()
             else:
@@ -265,12 +283,17 @@ class TorchLearner(base.Base):
             self._out_width = out_layer.out_features if out_layer is not None else None
         else:
             factory = self._default_module if self.module is None else self.module
-            net = factory(n_in, n_out)
+            both = _takes_outputs(factory)
+            net = factory(n_in, n_out) if both else factory(n_in)
             if not isinstance(net, nn.Module):
-                raise ValueError(
-                    f"module({n_in}, {n_out}) returned {type(net).__name__}, not a torch.nn.Module"
-                )
-            self._in_width, self._out_width = n_in, n_out
+                call = f"module({n_in}, {n_out})" if both else f"module({n_in})"
+                raise ValueError(f"{call} returned {type(net).__name__}, not a torch.nn.Module")
+            self._in_width = n_in
+            if both:
+                self._out_width = n_out
+            else:  # the factory chose its output width
+                out_layer = output_layer(net)
+                self._out_width = out_layer.out_features if out_layer is not None else None
         self._net = net.to(self._device).eval()
         try:
             self._bind()
@@ -353,60 +376,8 @@ class TorchLearner(base.Base):
                 self._eval_net.eval()
                 self._eval_fresh = True
             net = self._eval_net
-        with torch.no_grad():
+        with self._threads(), torch.no_grad():
             return self._output(net(X))
 
     def _rows_matrix(self, rows: list[dict[Hashable, float]]) -> Tensor:
         return self._layout.matrix(rows, width=self._in_width, device=self._device)
-
-    # -- randomness -----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _random(self) -> Iterator[None]:
-        """Draw from the learner's own RNG stream (only with a seed)."""
-        if self.seed is None:
-            yield
-            return
-        cuda = self._device.type == "cuda"
-        index = (self._device.index or torch.cuda.current_device()) if cuda else None
-        with torch.random.fork_rng(devices=[index] if cuda else [], device_type="cuda"):
-            if self._rng is None:
-                torch.default_generator.manual_seed(self.seed)
-                if cuda:
-                    with torch.cuda.device(index):
-                        torch.cuda.manual_seed(self.seed)
-            else:
-                torch.set_rng_state(self._rng[0])
-                if cuda:
-                    torch.cuda.set_rng_state(self._rng[1], index)
-            try:
-                yield
-            finally:
-                self._rng = (
-                    torch.get_rng_state(),
-                    torch.cuda.get_rng_state(index) if cuda else None,
-                )
-
-    # -- pickling and copying -------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        bound = state.pop("_bound")
-        del state["_spec"]  # registry specs hold factories; looked up again on load
-        state["_optimizer_state"] = None
-        if bound is None:
-            return state
-        opt_state = bound.state_dict()
-        if bound.tracker is not None:
-            # the per-sample hooks reference the tracker: pickle a hook-free module copy
-            bound.close()
-            state["_net"] = copy.deepcopy(self._net)
-            self._bind(opt_state, new_eval_net=False)
-        state["_optimizer_state"] = opt_state
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        opt_state = state.pop("_optimizer_state", None)
-        self.__dict__.update(state)
-        self._spec, _ = check_optimizer(self.optimizer, self.optimizer_options)
-        self._bound = None
-        if self._net is not None:
-            self._bind(opt_state, new_eval_net=False)
