@@ -61,7 +61,9 @@ def finish_run(
     )
     if store_path is not None and runner.steps_done > 0:
         try:
-            outcome.store_ids = _store(runner, settings, outcome, store_path, shift_report)
+            health = {k: v["health"] for k, v in reports.items() if "health" in v}
+            outcome.store_ids = _store(runner, settings, outcome, store_path, shift_report,
+                                       health)
             outcome.stored = bool(outcome.store_ids)
         except Exception:
             log.exception("saving the run to the results store at %s failed", store_path)
@@ -71,7 +73,7 @@ def finish_run(
 
 def _store(
     runner, settings: WorkbenchSettings, outcome: WorkbenchOutcome, store_path: Path,
-    shift_report: dict[str, Any],
+    shift_report: dict[str, Any], health: dict[str, dict[str, Any]],
 ) -> list[str]:
     s = settings
     first = next(iter(runner.sources.values()), None)
@@ -101,7 +103,7 @@ def _store(
     return store_rows(
         store_path, run_name=outcome.folder.name, state=runner.state, lanes=lanes,
         table=outcome.table, trace=outcome.trace, common=common,
-        error=None if runner.error is None else repr(runner.error),
+        error=None if runner.error is None else repr(runner.error), health=health,
     )
 
 

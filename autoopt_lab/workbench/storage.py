@@ -25,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 
+from autoopt_lab.health import AT_CHANCE, DIVERGED
+
 log = logging.getLogger(__name__)
 
 #: Store status of each run state.
@@ -113,12 +115,16 @@ def store_rows(
     trace: pd.DataFrame,
     common: dict[str, Any],
     error: str | None = None,
+    health: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """One row per lane in the results store; returns the keys (``workbench/<run>/<i>``).
 
     ``lanes`` maps a lane label to its config (optimizer name and options); ``common`` is
     what every lane shares (data set, model, scenario, seed, ...) and run-level metrics go
-    into each row's metrics with the lane's own numbers and flags.
+    into each row's metrics with the lane's own numbers and flags. ``health`` maps a lane to
+    its run health (:func:`autoopt_lab.streams.health.run_health`: ``flags`` by name,
+    ``diverged_at``, ``nonfinite_skips``); the row stores it as data (``diverged``,
+    ``at_chance``, ``nonfinite_skips``, ``health``) beside the flags in words (``flags``).
     """
     from autoopt_lab.experiments import ResultsStore
 
@@ -127,7 +133,8 @@ def store_rows(
     ids = []
     for i, (label, cfg) in enumerate(lanes.items()):
         row = table.loc[label]
-        flags = [f for f in str(row.get("flags", "")).split("; ") if f]
+        flags = [f for f in str(row.get("flags", "")).split("; ") if f]  # words, for people
+        lane_health = health_data((health or {}).get(label))
         config = {
             **common["config"],
             **cfg,
@@ -142,8 +149,10 @@ def store_rows(
             "final_loss": _num(row.get("final loss")),
             "prequential_err_pct": _pct_err(row.get("prequential acc")),
             "final_err_pct": _pct_err(row.get("final acc")),
-            "diverged": any(f.startswith("diverged") for f in flags),
-            "at_chance": "at chance" in flags,
+            "diverged": DIVERGED in lane_health["flags"],
+            "at_chance": AT_CHANCE in lane_health["flags"],
+            "nonfinite_skips": lane_health["nonfinite_skips"],
+            "health": lane_health,
             "flags": flags,
         }
         if label in common.get("shift_report", {}):
@@ -167,6 +176,19 @@ def store_rows(
         ids.append(run_id)
     log.info("run %s saved to the results store at %s as %s", run_name, store_path, status)
     return ids
+
+
+def health_data(health: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored form of a lane's run health: flag names, step of divergence, skips.
+
+    >>> health_data({"flags": ["diverged"], "diverged_at": 7, "nonfinite_skips": 0, "x": 1})
+    {'flags': ['diverged'], 'diverged_at': 7, 'nonfinite_skips': 0}
+    >>> health_data(None)
+    {'flags': [], 'diverged_at': None, 'nonfinite_skips': 0}
+    """
+    h = health or {}
+    return {"flags": [str(f) for f in h.get("flags", [])], "diverged_at": h.get("diverged_at"),
+            "nonfinite_skips": int(h.get("nonfinite_skips") or 0)}
 
 
 def _num(v: Any) -> float | None:

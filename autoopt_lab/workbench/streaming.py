@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from autoopt_lab.devices import resolve_device
+from autoopt_lab.health import AT_CHANCE, flag_words
 from autoopt_lab.optim import registry
 from autoopt_lab.workbench.choices import data_status, find
 from autoopt_lab.workbench.settings import NO_SHIFT, WorkbenchSettings
@@ -155,9 +156,10 @@ def build_sources(settings: WorkbenchSettings) -> dict[str, StreamSource]:
 
 
 def health_flags(summary: dict[str, Any]) -> list[str]:
-    """A ``StreamRun.summary()``'s health flags, worded for a table: ``diverged at step N``,
-    ``N skipped steps``, ``at chance``, and ``at chance in <segment>`` for segments that never
-    beat guessing in a run that otherwise did.
+    """A ``StreamRun.summary()``'s health flags, worded for a table
+    (:func:`autoopt_lab.health.flag_words`: ``diverged at step N``, ``N skipped steps``,
+    ``at chance``), and ``at chance in <segment>`` for segments that never beat guessing in
+    a run that otherwise did.
 
     >>> health_flags({"health": {"flags": ["diverged", "skipped steps"], "diverged_at": 40,
     ...                          "nonfinite_skips": 3},
@@ -165,20 +167,12 @@ def health_flags(summary: dict[str, Any]) -> list[str]:
     ['diverged at step 40', '3 skipped steps', 'at chance in rotated']
     """
     health = summary.get("health", {})
-    out = []
-    for flag in health.get("flags", []):
-        if flag == "diverged" and health.get("diverged_at") is not None:
-            out.append(f"diverged at step {health['diverged_at']}")
-        elif flag == "skipped steps" and health.get("nonfinite_skips"):
-            n = int(health["nonfinite_skips"])
-            out.append(f"{n} skipped step{'s' if n != 1 else ''}")
-        else:
-            out.append(str(flag))
-    if "at chance" not in health.get("flags", []):
+    out = flag_words(health)
+    if AT_CHANCE not in health.get("flags", []):
         out += [
-            f"at chance in {seg['name']}"
+            f"{AT_CHANCE} in {seg['name']}"
             for seg in summary.get("segment_health", [])
-            if "at chance" in seg.get("flags", [])
+            if AT_CHANCE in seg.get("flags", [])
         ]
     return out
 
