@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = [
     "AT_CHANCE", "CHANCE_MARGIN", "CHANCE_MARGIN_PCT", "DIVERGED", "DIVERGED_LOSS", "FLAGS",
-    "SKIPPED", "at_chance", "chance_accuracy", "chance_error_pct", "count_text",
+    "SKIPPED", "at_chance", "balanced_chance", "chance_accuracy", "chance_error_pct", "count_text",
     "diverged_mask", "error_at_chance", "flag_list", "flag_text", "flag_words", "flags_from_metrics",
     "is_diverged",
 ]
@@ -73,9 +73,14 @@ def chance_accuracy(class_shares: Iterable[float]) -> float:
     return float(max(class_shares))
 
 
+def balanced_chance(num_classes: int) -> float:
+    """The chance accuracy among ``num_classes`` balanced classes (``1/K``)."""
+    return 1.0 / max(int(num_classes), 1)
+
+
 def chance_error_pct(num_classes: int) -> float:
     """The error (%) of guessing among ``num_classes`` balanced classes (90.0 for ten)."""
-    return 100.0 * (1.0 - 1.0 / max(int(num_classes), 1))
+    return 100.0 * (1.0 - balanced_chance(num_classes))
 
 
 def at_chance(accuracy: float, chance: float, margin: float = CHANCE_MARGIN) -> bool:

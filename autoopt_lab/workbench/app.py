@@ -29,6 +29,7 @@ import ipywidgets as widgets
 from tqdm.std import tqdm
 
 from autoopt_lab.data import DataUnavailableError
+from autoopt_lab.health import balanced_chance
 from autoopt_lab.workbench import choices
 from autoopt_lab.workbench.finish import finish_run, show_outcome
 from autoopt_lab.workbench.optimizer_panel import OptimizerPanel
@@ -329,7 +330,7 @@ class Workbench:
         title = f"{settings.dataset} | {' vs '.join(labels)} | batch {settings.batch_size}"
         if settings.scenario != NO_SHIFT:
             title += f" | scenario {settings.scenario}"
-        chance = 1.0 / scenario.num_classes if scenario is not None else None
+        chance = balanced_chance(scenario.num_classes) if scenario is not None else None
         t0 = time.perf_counter()
         with self._plot_lock:
             self._plot = RunPlot(title, per_tensor=self.controls["view"].value == VIEWS[1], chance=chance)
