@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .flat import sq_norms
+from .flat import segments, sq_norms
 
 
 class ClosureError(RuntimeError):
@@ -199,7 +199,7 @@ def trust_scale(
     >>> trust_scale(u, [w[:2], w[2:]], [2, 1], 0.1)
     tensor([0.2000, 1.0000], dtype=torch.float64)
     """
-    nu, nw = sq_norms(list(update.split(sizes))), sq_norms(list(weights))
+    nu, nw = sq_norms(segments(update, sizes)), sq_norms(list(weights))
     limit = ratio * nw.sqrt()
     limited = (nu > limit * limit) & (nw > 0)
     return torch.where(limited, limit / nu.sqrt().clamp_min(1e-300), torch.ones_like(nu))

@@ -12,6 +12,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+#: Segment views of flat vectors that live across steps (see :func:`segments`), by id.
+_KNOWN: dict[int, tuple[Tensor, list[Tensor]]] = {}
+
+
+def remember_segments(flat: Tensor, sizes: list[int]) -> None:
+    """Keep ``flat``'s segment views for :func:`segments` (a vector reused across steps);
+    :func:`forget_segments` drops them."""
+    _KNOWN[id(flat)] = (flat, list(flat.split(sizes)))
+
+
+def forget_segments(flat_id: int) -> None:
+    _KNOWN.pop(flat_id, None)
+
+
+def segments(flat: Tensor, sizes: list[int]) -> list[Tensor]:
+    """``list(flat.split(sizes))``, the views made once for a remembered vector.
+
+    >>> segments(torch.arange(3.0), [2, 1])
+    [tensor([0., 1.]), tensor([2.])]
+    """
+    known = _KNOWN.get(id(flat))
+    if known is not None and known[0] is flat and len(known[1]) == len(sizes):
+        return known[1]
+    return list(flat.split(sizes))
+
 
 def flatten(tensors: list[Tensor]) -> Tensor:
     """The tensors' elements in one vector, in order (a copy)."""
@@ -32,7 +57,7 @@ def mul_segments_(flat: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
     >>> mul_segments_(torch.ones(3), torch.tensor([2.0, 3.0]), [2, 1])
     tensor([2., 2., 3.])
     """
-    torch._foreach_mul_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+    torch._foreach_mul_(segments(flat, sizes), list(values.to(flat.dtype).unbind()))
     return flat
 
 
@@ -42,7 +67,7 @@ def add_segments_(flat: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
     >>> add_segments_(torch.ones(3), torch.tensor([2.0, 3.0]), [2, 1])
     tensor([3., 3., 4.])
     """
-    torch._foreach_add_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+    torch._foreach_add_(segments(flat, sizes), list(values.to(flat.dtype).unbind()))
     return flat
 
 
@@ -69,7 +94,8 @@ def segment_dots(a: Tensor, b: Tensor, sizes: list[int]) -> Tensor:
     >>> segment_dots(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0, 6.0]), [2, 1])
     tensor([14., 18.], dtype=torch.float64)
     """
-    dots = [torch.dot(x, y) for x, y in zip(a.split(sizes), b.split(sizes), strict=True)]
+    dots = [torch.dot(x, y) for x, y in zip(segments(a, sizes), segments(b, sizes),
+                                            strict=True)]
     return torch.stack(dots).to(torch.float64)
 
 

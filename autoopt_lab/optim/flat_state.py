@@ -32,6 +32,8 @@ import weakref
 import torch
 from torch import Tensor
 
+from .flat import forget_segments, remember_segments
+
 #: Keys kept flat when every tensor of the batch has them with its own shape and dtype;
 #: besides these, the preconditioner's keys (those of :data:`.batch.BASE_KEYS`' complement).
 FLAT_BASE_KEYS = ("momentum_buffer", "last_update")
@@ -49,6 +51,16 @@ class Layout:
         self.buffers: dict[str, Tensor] = {}
         self.views: dict[str, list[Tensor]] = {}
         self._work: dict[str, Tensor] = {}
+        self._flat: dict[str, Tensor] = {}
+        self._ids: set[int] = set()  # the vectors whose segments flat.segments remembers
+        weakref.finalize(self, _forget, self._ids)
+
+    def _remember(self, old: Tensor | None, new: Tensor) -> None:
+        if old is not None:
+            forget_segments(id(old))
+            self._ids.discard(id(old))
+        remember_segments(new, self.sizes)
+        self._ids.add(id(new))
 
     def adopt(self, key: str, params: list[Tensor], states: list[dict]) -> bool:
         """Make ``states[k][key]`` views of one flat buffer (gathered once); False when the
@@ -61,10 +73,14 @@ class Layout:
         p0 = params[0]
         if any(v is None or v.shape != p.shape or v.dtype != p0.dtype or v.device != p0.device
                for v, p in zip(values, params, strict=True)):
-            self.buffers.pop(key, None)
+            old = self.buffers.pop(key, None)
+            if old is not None:
+                forget_segments(id(old))
+                self._ids.discard(id(old))
             self.views.pop(key, None)
             return False
         buf = torch.cat([v.reshape(-1) for v in values])
+        self._remember(self.buffers.get(key), buf)
         views = [x.view_as(p) for x, p in zip(buf.split(self.sizes), params, strict=True)]
         for s, v in zip(states, views, strict=True):
             s[key] = v
@@ -74,6 +90,7 @@ class Layout:
     def create(self, key: str, params: list[Tensor], states: list[dict]) -> Tensor:
         """A new zero state ``key`` for every tensor, as views of one flat buffer."""
         buf = torch.zeros(self.numel, dtype=params[0].dtype, device=params[0].device)
+        self._remember(self.buffers.get(key), buf)
         views = [x.view_as(p) for x, p in zip(buf.split(self.sizes), params, strict=True)]
         for s, v in zip(states, views, strict=True):
             s[key] = v
@@ -83,7 +100,13 @@ class Layout:
     def scratch(self, name: str, like: Tensor) -> Tensor:
         """A flat vector of the batch's size, the same one at every step (contents
         undefined)."""
-        return self._buffer(name, like)[: self.numel]
+        buf = self._buffer(name, like)
+        flat = self._flat.get(name)
+        if flat is None or flat._base is not buf:  # made once per scratch vector
+            flat = buf[: self.numel]
+            self._remember(self._flat.get(name), flat)
+            self._flat[name] = flat
+        return flat
 
     def aligned(self, name: str, like: Tensor) -> list[Tensor]:
         """One vector per tensor, inside the scratch vector ``name`` (so not to be used
@@ -102,6 +125,11 @@ class Layout:
             buf = torch.empty(sum(self._padded(like)), dtype=like.dtype, device=like.device)
             self._work[name] = buf
         return buf
+
+
+def _forget(ids: set[int]) -> None:
+    for i in ids:
+        forget_segments(i)
 
 
 def layout_for(params: list[Tensor], states: list[dict], sizes: list[int]) -> Layout:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .flat import combine_segments, segment_dots
+from .flat import combine_segments, segment_dots, segments
 
 #: Columns of a moments row.
 AGG, AGP, APP, VAR = 0, 1, 2, 3
@@ -109,8 +109,8 @@ def _variance_by_tensor(
     sizes: list[int], w_parts: list[Tensor] | None = None,
 ) -> Tensor:
     """``sum_j D_j (S_j - N g0_j^2)`` tensor by tensor (0 where ``S`` is None)."""
-    g_parts = g0.split(sizes)
-    d_parts = None if inv_hessian is None else inv_hessian.split(sizes)
+    g_parts = segments(g0, sizes)
+    d_parts = None if inv_hessian is None else segments(inv_hessian, sizes)
     out = []
     for k, s_k in enumerate(sum_sq):
         if s_k is None:

@@ -23,7 +23,7 @@ from . import curvature as C
 from . import gamma as G
 from .batch import Batch
 from .closures import closure_products
-from .flat import flatten, segment_dots
+from .flat import flatten, segment_dots, segments
 
 
 class CurvatureProbe:
@@ -125,7 +125,7 @@ class CurvatureProbe:
             # the last step was -last_update: s^T g_t tensor by tensor, no flat copy of it
             moved = -torch.stack([
                 torch.dot(s["last_update"].reshape(-1), g)
-                for s, g in zip(b.states, b.flat.split(b.sizes), strict=True)
+                for s, g in zip(b.states, segments(b.flat, b.sizes), strict=True)
             ]).to(torch.float64)
             memory = torch.stack([s["secant"] for s in b.states])
             # each secant is one measurement, smoothed as one product is (curvature_ewma); a

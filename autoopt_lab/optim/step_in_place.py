@@ -17,6 +17,7 @@ from torch import Tensor
 
 from . import curvature as C
 from .batch import Batch
+from .flat import segments
 
 
 def in_place_ready(b: Batch) -> bool:
@@ -32,13 +33,20 @@ def in_place_ready(b: Batch) -> bool:
 
 def _mul_into(out: Tensor, x: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
     """``out = x * values`` segment by segment (one value per segment), into ``out``."""
-    for o, v, c in zip(out.split(sizes), x.split(sizes), values.unbind(), strict=True):
+    for o, v, c in zip(segments(out, sizes), segments(x, sizes), values.unbind(), strict=True):
         torch.mul(v, c, out=o)
     return out
 
 
-def _scale_(flat: Tensor, values: Tensor, sizes: list[int]) -> None:
-    torch._foreach_mul_(list(flat.split(sizes)), list(values.to(flat.dtype).unbind()))
+def _scale_(flat: Tensor, values: Tensor, sizes: list[int], only: list[int] | None = None
+            ) -> None:
+    """``flat *= values`` segment by segment (``only``: those segments, the others' values
+    being 1)."""
+    parts, values = segments(flat, sizes), list(values.to(flat.dtype).unbind())
+    if only is not None:
+        parts, values = [parts[k] for k in only], [values[k] for k in only]
+    if parts:
+        torch._foreach_mul_(parts, values)
 
 
 def apply_in_place(
@@ -54,7 +62,7 @@ def apply_in_place(
     term = _mul_into(lay.scratch("tmp", b.flat), b.flat,
                      (1 - gamma_used[:, 0] - gamma_used[:, 1]).to(dtype), sizes)
     _scale_(ghat, gamma_used[:, 1], sizes)
-    torch._foreach_add_(list(ghat.split(sizes)), list(term.split(sizes)))
+    torch._foreach_add_(segments(ghat, sizes), segments(term, sizes))
     # the update D ghat: into last_update when the secant keeps it, else a scratch vector
     if remember is not None:
         if not lay.adopt("last_update", params, states):
@@ -71,8 +79,9 @@ def apply_in_place(
     factor = torch.ones(len(params), dtype=torch.float64, device=ghat.device)
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
         scale = C.trust_scale(update, [p.detach() for p in params], sizes, group["trust_ratio"])
-        _scale_(update, scale, sizes)
-        _scale_(ghat, scale, sizes)
+        limited = [k for k, v in enumerate((scale != 1).tolist()) if v]  # x * 1 is x
+        _scale_(update, scale, sizes, limited)
+        _scale_(ghat, scale, sizes, limited)
         old = torch.stack([s["trust_scale"] for s in states])
         torch._foreach_copy_(
             [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
@@ -88,11 +97,11 @@ def apply_in_place(
             if "secant" not in s:
                 s["secant"] = torch.zeros(5, dtype=torch.float64, device=ghat.device)
         remember(b, update, ghat, gamma_used, factor, active, stored=True)
-    torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(update.split(sizes), params,
+    torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(segments(update, sizes), params,
                                                                 strict=True)])
     for key, value in b.new_pre.items():  # the preconditioner moves for active tensors only
         if all_active:
             lay.buffers[key].copy_(value)
         else:
-            torch._foreach_lerp_(list(lay.buffers[key].split(sizes)), list(value.split(sizes)),
+            torch._foreach_lerp_(segments(lay.buffers[key], sizes), segments(value, sizes),
                                  list(active.to(value.dtype).unbind()))

@@ -169,10 +169,12 @@ def note_grad(param: Tensor) -> None:
 
 
 def grad_sq(grad: Tensor) -> Tensor:
-    """``||grad||^2`` (half precision summed in float32), the one formula :func:`note_grad`
-    and the optimizers use, so an untouched gradient gives a ratio of exactly 1."""
+    """``||grad||^2`` (half precision summed in float32) as one dot product (no temporary),
+    the one formula :func:`note_grad` and the optimizers use, so an untouched gradient gives
+    a ratio of exactly 1."""
     g = grad.detach()
-    return (g.float() if g.dtype in (torch.float16, torch.bfloat16) else g).square().sum()
+    g = (g.float() if g.dtype in (torch.float16, torch.bfloat16) else g).reshape(-1)
+    return torch.dot(g, g)
 
 
 def noted_grad(param: Tensor) -> Tensor | None:
