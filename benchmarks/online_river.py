@@ -21,6 +21,12 @@ is ``river.linear_model.LogisticRegression()`` at its defaults (SGD, lr 0.01).
 
     .venv/bin/python benchmarks/online_river.py                         # the issue's table
     .venv/bin/python benchmarks/online_river.py --seeds 0-4 --tasks all --json out.json
+    .venv/bin/python benchmarks/online_river.py --regression          # docs/online.md's MAE table
+
+``--regression`` runs the regressor instead: progressive MAE on river's TrumpApproval and
+ChickWeights (river's order; the seed seeds the learner's initial weights) through
+``StandardScaler() | TargetStandardScaler(TorchRegressor(optimizer=...))`` (``--no-target-scaler``
+drops the target scaler), against ``river.linear_model.LinearRegression()``.
 
 The table gives mean +- std of progressive accuracy (%) over seeds; the verdict per task
 compares the best Auto optimizer with LogisticRegression by the paired difference over seeds
@@ -46,11 +52,14 @@ from river.datasets import synth
 from scipy import stats as sps
 from tqdm import tqdm
 
-from autoopt_lab.online import MLP, TorchClassifier
+from autoopt_lab.online import MLP, TorchClassifier, TorchRegressor
 from autoopt_lab.optim import registry
 
 RIVER_LR = "river-logreg"
 DEFAULT_OPTIMIZERS = "autosgd,autoadam,autoadagrad,prodigy,dadapt-sgd,sf-sgd,dog"
+RIVER_LIN = "river-linreg"
+REGRESSION_TASKS = {"trumpapproval": datasets.TrumpApproval, "chickweights": datasets.ChickWeights}
+REGRESSION_OPTIMIZERS = "autoadagrad-paper,autoadagrad,autosgd,autoadam,autosgd-paper,sf-sgd"
 
 
 def _shuffled(data: Iterable, seed: int, order: str) -> list:
@@ -144,6 +153,39 @@ def one_run(task: str, optimizer: str, seed: int, args: argparse.Namespace) -> d
     }
 
 
+def regression_run(task: str, optimizer: str, seed: int, target_scaler: bool) -> float:
+    """Progressive MAE of one regressor on one of river's regression data sets."""
+    if optimizer == RIVER_LIN:
+        learner: Any = linear_model.LinearRegression()
+    else:
+        learner = TorchRegressor(optimizer=optimizer, seed=seed, device="cpu")
+    if target_scaler:
+        learner = preprocessing.TargetStandardScaler(regressor=learner)
+    model = preprocessing.StandardScaler() | learner
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return evaluate.progressive_val_score(REGRESSION_TASKS[task](), model, metrics.MAE()).get()
+
+
+def regression_main(args: argparse.Namespace) -> int:
+    optimizers = registry.split_list(args.optimizers)
+    seeds = parse_seeds(args.seeds)
+    scaled = "TargetStandardScaler(...)" if args.target_scaler else "learner"
+    print(f"progressive MAE, StandardScaler() | {scaled}, river's order, seeds {seeds}")
+    print("| optimizer | " + " | ".join(REGRESSION_TASKS) + " |")
+    print("|---|" + "---|" * len(REGRESSION_TASKS))
+    start = time.perf_counter()
+    for o in [RIVER_LIN, *optimizers]:
+        cells = []
+        for task in REGRESSION_TASKS:
+            runs = seeds[:1] if o == RIVER_LIN else seeds  # river's model draws nothing
+            cells.append(", ".join(f"{regression_run(task, o, s, args.target_scaler):.4g}"
+                                   for s in runs))
+        print(f"| {o} | " + " | ".join(cells) + " |")
+    print(f"total time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def paired_verdict(auto: list[float], base: list[float]) -> tuple[float, float, str]:
     """Mean paired difference, its 95% t half-width, and beats / matches / loses."""
     diff = [a - b for a, b in zip(auto, base, strict=True)]
@@ -210,7 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", choices=("linear", "mlp"), default="linear",
                         help="the learner's module: logistic regression or an MLP(32)")
     parser.add_argument("--json", default=None, help="also write every run to this JSON file")
+    parser.add_argument("--regression", action="store_true",
+                        help="the regressor's MAE table instead (TrumpApproval, ChickWeights; "
+                        f"optimizers default {REGRESSION_OPTIMIZERS})")
+    parser.add_argument("--no-target-scaler", dest="target_scaler", action="store_false",
+                        help="--regression without river's TargetStandardScaler")
     args = parser.parse_args(argv)
+    if args.regression:
+        if args.optimizers == DEFAULT_OPTIMIZERS:
+            args.optimizers = REGRESSION_OPTIMIZERS
+        torch.set_num_threads(1)
+        return regression_main(args)
     tasks = list(TASKS) if args.tasks == "all" else registry.split_list(args.tasks)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
