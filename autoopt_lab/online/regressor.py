@@ -67,7 +67,8 @@ class TorchRegressor(TorchLearner, base.MiniBatchRegressor):
     Targets far from unit scale (a batch whose root-mean-square target is above
     ``TARGET_SCALE_WARNING``, 20) raise one ``RuntimeWarning`` that says to wrap the learner in
     river's ``preprocessing.TargetStandardScaler``: without it the squared error and every
-    learning rate carry the targets' scale (MAE 18.6 instead of 0.56 on TrumpApproval).
+    learning rate carry the targets' scale (progressive MAE 18.3-18.9 instead of 0.54-0.57 on
+    TrumpApproval, ``docs/online.md``).
 
     ``predict_one`` is 0.0 until the first step, then the module's output with the weights
     after the last step (buffered samples are not used until they are trained on).
