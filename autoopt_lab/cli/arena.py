@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _plan(args: argparse.Namespace):
     from autoopt_lab.arena import get_preset
-    from autoopt_lab.experiments.options import parse_seeds
     from autoopt_lab.optim import registry
+    from autoopt_lab.seeds import parse_seeds
 
     def specs(text: str | None) -> tuple[str, ...] | None:
         if text is None:

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .config import RunConfig
-from .executors import Executor, RunOutcome, register_executor
+from .executors import Executor, register_executor
+from .result import RunOutcome
 from .vectorized import execute_task, plan_tasks
 
 logger = logging.getLogger(__name__)
