@@ -19,6 +19,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 CASES = [
     (AutoSGD, {}),
+    (AutoSGD, {"lr": 0.5, "trust_ratio": 0.001}),
     (AutoAdam, {}),  # measured curvature, secant source in the plain loop, trust region
     (AutoAdaGrad, {}),
     (AutoAdam, {"curvature": "paper", "trust_ratio": 0.0, "lr": 0.5}),

@@ -62,16 +62,20 @@ def apply_in_place(
     term = _mul_into(lay.scratch("tmp", b.flat), b.flat,
                      (1 - gamma_used[:, 0] - gamma_used[:, 1]).to(dtype), sizes)
     _scale_(ghat, gamma_used[:, 1], sizes)
-    torch._foreach_add_(segments(ghat, sizes), segments(term, sizes))
+    torch._foreach_add_(segments(ghat, sizes), segments(term, sizes))  # (g c) + (p c'): the
+    # rounding of the general path (an addcmul would round differently)
     # the update D ghat: into last_update when the secant keeps it, else a scratch vector
     if remember is not None:
         if not lay.adopt("last_update", params, states):
             lay.create("last_update", params, states)
         update = lay.buffers["last_update"]
+    elif b.inv_h is None and all_active:  # update = ghat exactly: no copy
+        update = ghat
     else:
         update = term
     if b.inv_h is None:
-        update.copy_(ghat)
+        if update is not ghat:
+            update.copy_(ghat)
     else:
         torch.mul(b.inv_h, ghat, out=update)
     if not all_active:
@@ -81,7 +85,8 @@ def apply_in_place(
         scale = C.trust_scale(update, [p.detach() for p in params], sizes, group["trust_ratio"])
         limited = [k for k, v in enumerate((scale != 1).tolist()) if v]  # x * 1 is x
         _scale_(update, scale, sizes, limited)
-        _scale_(ghat, scale, sizes, limited)
+        if update is not ghat:
+            _scale_(ghat, scale, sizes, limited)
         old = torch.stack([s["trust_scale"] for s in states])
         torch._foreach_copy_(
             [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
@@ -90,7 +95,8 @@ def apply_in_place(
     lr = group.get("lr", 1.0)
     if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it
         update.mul_(lr)
-        ghat.mul_(lr)
+        if update is not ghat:
+            ghat.mul_(lr)
         factor = factor * lr
     if remember is not None:
         for s in states:
