@@ -189,3 +189,22 @@ def test_a_trained_learner_pickles_to_the_same_bytes(optimizer):
     # buffered dicts do not: pickle shares a string by identity, and a loaded copy's feature
     # names are other objects than the caller's
     assert copy.__getstate__()["_tensors"] == model.__getstate__()["_tensors"]
+
+
+def test_a_pickle_from_before_the_torch_record_still_loads():
+    import copy
+    import io
+
+    model = _train(TorchClassifier(optimizer="autosgd", batch_size=4, seed=0), 30)
+    state = model.__getstate__()
+    state.update(torch.load(io.BytesIO(state.pop("_tensors")), weights_only=False))
+    for name in ("num_threads", "loss_fn", "output_is_logit"):  # parameters it did not have
+        state.pop(name)
+    old = TorchClassifier.__new__(TorchClassifier)
+    old.__setstate__(copy.deepcopy(state))  # __getstate__ is shallow: no shared buffer
+    assert old.num_threads == 1 and old.loss_fn is None and old.output_is_logit is False
+    x = {"a": 0.2, "b": 0.7}
+    assert old.predict_proba_one(x) == model.predict_proba_one(x)
+    old.learn_one(x, "pos")
+    model.learn_one(x, "pos")
+    assert old.predict_proba_one(x) == model.predict_proba_one(x)
