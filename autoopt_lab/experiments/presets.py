@@ -12,7 +12,8 @@
 * ``smoke``: seconds; for tests of the plumbing only. Its numbers mean nothing.
 
 Every output records the mode and the preset, so a quick result is never mistaken for the
-paper's setting.
+paper's setting. The values are rows of :data:`autoopt_lab.sizes.SIZES` (one table for every
+front-end's sizes); the grids are keyed by the registry's preconditioner family.
 
 >>> get_preset("quick").epochs, len(get_preset("quick").table_seeds)
 (10, 3)
@@ -21,31 +22,26 @@ paper's setting.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from .paper import (
-    PAPER_BATCH_SIZES,
-    PAPER_EPOCHS,
-    PAPER_LRS,
-    PAPER_MOMENTA,
-    PAPER_SEEDS,
-    TABLE2_BATCH_SIZE,
-)
+from autoopt_lab import sizes
+from autoopt_lab.optim.registry import BASES
 
-
-def _exp(*exponents: float) -> tuple[float, ...]:
-    return tuple(10.0**e for e in exponents)
+from .paper import TABLE2_BATCH_SIZE
 
 
 @dataclass(frozen=True)
 class Preset:
-    """The sizes of one reproduction mode.
+    """The sizes of one reproduction mode (a row of :data:`autoopt_lab.sizes.SIZES`).
 
     ``figure_datasets`` is how many of the given data sets (the first ones) get the
     multi-batch-size Figures 2-3 (None: all). ``peers`` is ``"first"`` (the first available
     tuning-free peer of each preconditioner family) or ``"all"``. ``train_eval="final"``
     measures the train error after the last epoch only (see :class:`RunConfig`).
+    ``lr_grid`` is the tuned optimizers' learning rates by preconditioner family (the
+    registry's ``base``); ``momenta`` those of the optimizers with a momentum option.
     """
 
     name: str
@@ -57,94 +53,60 @@ class Preset:
     figure_seeds: tuple[int, ...]
     fig2_batch_sizes: tuple[int, ...]
     fig3_batch_sizes: tuple[int, ...]
-    sgd_lrs: tuple[float, ...]
-    momenta: tuple[float, ...]
-    adam_lrs: tuple[float, ...]
-    adagrad_lrs: tuple[float, ...]
+    lr_grid: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    momenta: tuple[float, ...] = ()
     table_batch_size: int = TABLE2_BATCH_SIZE
     figure_datasets: int | None = None
     peers: str = "all"
     train_eval: str = "epoch"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The preset as recorded in outputs (``<base>_lrs`` per family, as it always was)."""
+        d = dataclasses.asdict(self)
+        grid = d.pop("lr_grid")
+        out: dict[str, Any] = {}
+        for key, value in d.items():
+            if key == "momenta":
+                out["sgd_lrs"] = grid.get("sgd")
+                out["momenta"] = value
+                out.update({f"{b}_lrs": v for b, v in grid.items() if b != "sgd"})
+            else:
+                out[key] = value
+        return out
 
     def lrs(self, base: str) -> tuple[float, ...]:
-        """The learning-rate grid of the tuned optimizer on ``base``."""
-        return {"sgd": self.sgd_lrs, "adam": self.adam_lrs, "adagrad": self.adagrad_lrs}[base]
+        """The learning-rate grid of the tuned optimizers on ``base``."""
+        if base not in self.lr_grid:
+            raise ValueError(f"preset {self.name!r} has no learning rates for the {base!r} "
+                             "family; add them to autoopt_lab.sizes.LR_GRIDS")
+        return self.lr_grid[base]
+
+    @property
+    def sgd_lrs(self) -> tuple[float, ...]:
+        """The SGD family's grid (Figures 2-3 are SGD's)."""
+        return self.lrs("sgd")
 
     def setting_text(self, n_train: int | None = None, n_test: int | None = None) -> str:
         """``"10 epochs, 3 seeds, 4,000 train / 1,000 test images"`` for titles."""
         seeds = len(self.table_seeds)
-        sizes = (
+        sizes_text = (
             f", {n_train:,} train / {n_test:,} test images"
             if n_train is not None and n_test is not None
             else ""
         )
         epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
-        return f"{epochs}, {seeds} seed{'s' if seeds != 1 else ''}{sizes}"
+        return f"{epochs}, {seeds} seed{'s' if seeds != 1 else ''}{sizes_text}"
 
 
-PRESETS: dict[str, Preset] = {
-    "full": Preset(
-        name="full",
-        description="the paper's setting: full data, 10 epochs, 10 seeds, the whole grid, "
-        "every tuning-free peer",
-        epochs=PAPER_EPOCHS,
-        max_train_samples=None,
-        max_test_samples=None,
-        table_seeds=PAPER_SEEDS,
-        figure_seeds=PAPER_SEEDS,
-        fig2_batch_sizes=PAPER_BATCH_SIZES,
-        fig3_batch_sizes=PAPER_BATCH_SIZES,
-        sgd_lrs=PAPER_LRS,
-        momenta=PAPER_MOMENTA,
-        adam_lrs=PAPER_LRS,
-        adagrad_lrs=PAPER_LRS,
-    ),
-    "quick": Preset(
-        name="quick",
-        description=(
-            "reduced: fixed 4,000 train / 1,000 test images (MNIST: its real 5k subset), "
-            "10 epochs, 3 seeds, 4 learning rates per grid (SGD momentum {0, 0.9}), N = 128 "
-            "for Table 2 and Figure 4, N in {32, 128, 256} for Figures 2-3 on the first data "
-            "set, one tuning-free peer per preconditioner family; train error after the last "
-            "epoch"
-        ),
-        epochs=10,
-        max_train_samples=4000,
-        max_test_samples=1000,
-        table_seeds=(0, 1, 2),
-        figure_seeds=(0, 1, 2),
-        fig2_batch_sizes=(32, 128, 256),
-        fig3_batch_sizes=(32, 128, 256),
-        sgd_lrs=_exp(-2, -1.5, -1, -0.5),
-        momenta=(0.0, 0.9),
-        adam_lrs=_exp(-3.5, -3, -2.5, -2),
-        adagrad_lrs=_exp(-2, -1.5, -1, -0.5),
-        figure_datasets=1,
-        peers="first",
-        train_eval="final",
-    ),
-    "smoke": Preset(
-        name="smoke",
-        description="plumbing test only: 256 / 256 images, 1 epoch, 2 seeds; numbers are "
-        "meaningless",
-        epochs=1,
-        max_train_samples=256,
-        max_test_samples=256,
-        table_seeds=(0, 1),
-        figure_seeds=(0, 1),
-        fig2_batch_sizes=(64, 128),
-        fig3_batch_sizes=(64, 128),
-        sgd_lrs=_exp(-1.5, -1),
-        momenta=(0.9,),
-        adam_lrs=_exp(-2.5),
-        adagrad_lrs=_exp(-1),
-        figure_datasets=1,
-        peers="first",
-    ),
-}
+def _preset(mode: str) -> Preset:
+    row = sizes.size("reproduce", mode)
+    grid = row.pop("grid")
+    return Preset(name=mode, lr_grid={b: sizes.lr_grid("reproduce", grid, b) for b in BASES},
+                  momenta=sizes.momenta("reproduce", grid), **row)
+
+
+#: The reproduction's modes, from :data:`autoopt_lab.sizes.SIZES` (``full``, ``quick``, ``smoke``).
+PRESETS: dict[str, Preset] = {mode: _preset(mode) for mode in sizes.SIZES["reproduce"]}
 
 
 def get_preset(mode: str | Preset) -> Preset:

@@ -7,7 +7,7 @@ there (a run that diverged there counts as error 1). The chosen setting then run
 on the whole stream.
 
 Grids follow the optimizer's preconditioner family (``spec.base``) and options, so a newly
-registered tuned optimizer gets one too: ``"full"`` has five half-decades of ``lr`` (SGD and
+registered tuned optimizer gets one too (:data:`autoopt_lab.sizes.LR_GRIDS`): ``"full"`` has five half-decades of ``lr`` (SGD and
 AdaGrad families 10^-3 .. 10^-1, Adam 10^-4 .. 10^-2), ``"quick"`` three values around the
 paper's best; optimizers with a ``momentum`` option also try momentum 0 and 0.9.
 
@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import torch
 
+from autoopt_lab import sizes
 from autoopt_lab.devices import resolve_device
 from autoopt_lab.optim import registry
 
@@ -46,23 +47,11 @@ __all__ = ["LR_GRIDS", "JsonCache", "first_segment", "grid_for", "tune_baseline"
 logger = logging.getLogger(__name__)
 
 
-def _half_decades(lo: float, hi: float) -> tuple[float, ...]:
-    out, e = [], lo
-    while e <= hi + 1e-9:
-        out.append(round(10.0**e, 6))
-        e += 0.5
-    return tuple(out)
-
-
-#: Learning rates per grid and preconditioner family (``OptimizerSpec.base``).
-LR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "full": {"sgd": _half_decades(-3, -1), "adam": _half_decades(-4, -2),
-             "adagrad": _half_decades(-3, -1)},
-    "quick": {"sgd": (0.01, 0.03, 0.1), "adam": (0.0003, 0.001, 0.003),
-              "adagrad": (0.01, 0.03, 0.1)},
-}
+#: Learning rates per grid and preconditioner family (``OptimizerSpec.base``): the
+#: ``stream`` grids of :data:`autoopt_lab.sizes.LR_GRIDS`.
+LR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = sizes.LR_GRIDS["stream"]
 #: Momenta tried for optimizers that take a ``momentum`` option.
-MOMENTA = (0.0, 0.9)
+MOMENTA = sizes.momenta("stream", "full")
 
 
 def grid_for(name: str, grid: str = "full") -> list[dict[str, float]]:
@@ -76,9 +65,9 @@ def grid_for(name: str, grid: str = "full") -> list[dict[str, float]]:
     extra = sorted(set(spec.required) - {"lr"})
     if extra:
         raise ValueError(f"cannot tune {name!r}: it also requires {extra}")
-    lrs = LR_GRIDS[grid][spec.base]
+    lrs = sizes.lr_grid("stream", grid, spec.base)
     if "momentum" in spec.option_names:
-        return [{"lr": lr, "momentum": m} for m in MOMENTA for lr in lrs]
+        return [{"lr": lr, "momentum": m} for m in sizes.momenta("stream", grid) for lr in lrs]
     return [{"lr": lr} for lr in lrs]
 
 

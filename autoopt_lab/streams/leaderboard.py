@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from autoopt_lab import sizes
 from autoopt_lab.devices import resolve_device
 from autoopt_lab.optim import registry
 
@@ -59,10 +60,11 @@ logger = logging.getLogger(__name__)
 FAMILIES = ("auto", "peer", "tuned")
 #: Store ``sweep`` labels of cells and of tuning grid points.
 CELL_SWEEP, TUNING_SWEEP = "stream-leaderboard", "stream-tuning"
-#: ``mode -> (steps scale, seeds, tuning grid)``.
+#: ``mode -> (steps scale, seeds, tuning grid)``: the ``leaderboard`` rows of
+#: :data:`autoopt_lab.sizes.SIZES`.
 LEADERBOARD_MODES: dict[str, tuple[float, tuple[int, ...], str]] = {
-    "quick": (0.15, (0,), "quick"),
-    "full": (1.0, (0, 1, 2, 3, 4), "full"),
+    mode: (row["steps_scale"], row["seeds"], row["grid"])
+    for mode, row in sizes.SIZES["leaderboard"].items()
 }
 
 

@@ -2,7 +2,8 @@
 
 One place for the policy the CLI and the notebooks share: ``quick`` scales every length by
 0.25 and tunes baselines on the quick grid (minutes on a laptop CPU); ``full`` runs the
-catalogue lengths with the full grid. An explicit steps scale or grid overrides the mode's.
+catalogue lengths with the full grid (the ``stream`` rows of :data:`autoopt_lab.sizes.SIZES`).
+An explicit steps scale or grid overrides the mode's.
 
 >>> m = resolve_mode("quick"); (m.steps_scale, m.grid)
 (0.25, 'quick')
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from autoopt_lab import sizes
 from autoopt_lab.seeds import parse_seeds
 
 __all__ = ["MODES", "Mode", "parse_seeds", "resolve_mode"]
@@ -32,10 +34,8 @@ class Mode:
     description: str = ""
 
 
-MODES: dict[str, Mode] = {
-    "quick": Mode("quick", 0.25, "quick", "every length x 0.25, quick tuning grid"),
-    "full": Mode("full", 1.0, "full", "catalogue lengths, full tuning grid"),
-}
+#: The stream modes, from :data:`autoopt_lab.sizes.SIZES` (``quick``, ``full``).
+MODES: dict[str, Mode] = {name: Mode(name, **row) for name, row in sizes.SIZES["stream"].items()}
 
 
 def resolve_mode(mode: str = "full", *, steps_scale: float | None = None,
@@ -49,9 +49,8 @@ def resolve_mode(mode: str = "full", *, steps_scale: float | None = None,
             raise ValueError(f"steps scale must be a finite number > 0, got {steps_scale}")
         out = replace(out, steps_scale=float(steps_scale))
     if grid is not None:
-        from .baselines import LR_GRIDS
-
-        if grid not in LR_GRIDS:
-            raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(LR_GRIDS)}")
+        if grid not in sizes.LR_GRIDS["stream"]:
+            raise ValueError(
+                f"unknown grid {grid!r}; allowed: {', '.join(sizes.LR_GRIDS['stream'])}")
         out = replace(out, grid=grid)
     return out
