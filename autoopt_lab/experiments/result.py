@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import torch
 
 from autoopt_lab import health
 
@@ -105,8 +106,6 @@ def trace_frame(rows: list) -> pd.DataFrame:
     """Rows -> a wide frame: step, epoch, loss, loss_window_mean, lr/<tensor>, momentum/<tensor>."""
     if not rows:
         return pd.DataFrame(columns=["step", "epoch", "loss", "loss_window_mean"])
-    import torch
-
     names = list(rows[0][4])
     losses = torch.stack([torch.stack([r[2].float(), r[3].float()]) for r in rows]).cpu()
     hps = torch.stack(
