@@ -38,7 +38,7 @@ def _runtime_nodes(tree: ast.AST):
     """Import nodes outside ``if TYPE_CHECKING:`` blocks."""
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            yield from (n for s in node.orelse for n in [s, *_runtime_nodes(s)])
+            yield from _runtime_nodes(ast.Module(body=node.orelse, type_ignores=[]))
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
@@ -111,6 +111,8 @@ def test_the_graph_sees_imports_of_every_kind():
     assert "autoopt_lab.health" in graph["autoopt_lab.experiments.result"]  # absolute
     assert "autoopt_lab.experiments.sweep" in graph["autoopt_lab.seeds"]  # inside a function
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    typed = ast.parse("if TYPE_CHECKING:\n    import a\nelse:\n    import b\n    x = 1\n")
+    assert [n.names[0].name for n in _runtime_nodes(typed)] == ["b"]
 
 
 @pytest.mark.parametrize("package", ["experiments", "streams", "workbench", "online", "arena"])
