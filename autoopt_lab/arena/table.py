@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from autoopt_lab.experiments import ResultsStore, RunConfig
+from autoopt_lab.experiments.analysis import seed_stats
 
 from .plan import ArenaPlan
 
@@ -73,24 +74,21 @@ def _find(by_id: pd.DataFrame, cfg: RunConfig) -> dict[str, Any] | None:
     return None
 
 
+#: The arena's names for :func:`~autoopt_lab.experiments.analysis.seed_stats`' columns, in
+#: the order its table has always had.
+_COLUMNS = {"test_mean": "test_mean", "test_std": "test_std", "train_mean": "train_mean",
+            "train_std": "train_std", "n_runs": "seeds", "n_diverged": "diverged",
+            "n_at_chance": "at_chance", "skipped_steps": "nonfinite_skips"}
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (batch size, contender, setting); a grid keeps its best."""
+    """Mean and std over seeds per (batch size, contender, setting) (the reproduction's
+    :func:`~autoopt_lab.experiments.analysis.seed_stats`); a grid keeps its best."""
     if runs.empty:
         return pd.DataFrame()
-    agg = (
-        runs.groupby(["batch_size", "contender", "setting"], sort=False)
-        .agg(
-            test_mean=("final_test_err_pct", "mean"),
-            test_std=("final_test_err_pct", "std"),
-            train_mean=("final_train_err_pct", "mean"),
-            train_std=("final_train_err_pct", "std"),
-            seeds=("final_test_err_pct", "size"),
-            diverged=("diverged", "sum"),
-            at_chance=("at_chance", "sum"),
-            nonfinite_skips=("nonfinite_skips", "sum"),
-        )
-        .reset_index()
-    )
+    keys = ["batch_size", "contender", "setting"]
+    stats = seed_stats(runs, keys, sort=False)
+    agg = stats[keys + list(_COLUMNS)].rename(columns=_COLUMNS)
     for col in ("label", "family", "base"):
         if col in runs:
             agg[col] = agg["contender"].map(runs.drop_duplicates("contender").set_index("contender")[col])

@@ -59,6 +59,41 @@ def with_health(runs: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def seed_stats(runs: pd.DataFrame, keys: list[str], *, sort: bool = True) -> pd.DataFrame:
+    """Per group of ``keys``: mean and std over seeds of the final train and test error (%),
+    the seeds and runs (seeds only where ``runs`` has a ``seed`` column), and the health
+    counts (``flags`` in words). ``runs`` has the health columns (:func:`with_health`); the
+    arena's table and :func:`setting_summary` use it.
+
+    >>> runs = pd.DataFrame({"k": ["a", "a"], "seed": [0, 1], "final_train_err_pct": [1.0, 3.0],
+    ...     "final_test_err_pct": [2.0, 4.0], "diverged": [False, True],
+    ...     "at_chance": [False, False], "nonfinite_skips": [0, 0]})
+    >>> seed_stats(runs, ["k"])[["test_mean", "n_seeds", "flags"]].values.tolist()
+    [[3.0, 2, '1/2 diverged']]
+    """
+    seeded = "seed" in runs  # without it: runs are counted, seeds are not listed
+    g = runs.groupby(keys, dropna=False, sort=sort)
+    out = g.agg(
+        train_mean=("final_train_err_pct", "mean"),
+        train_std=("final_train_err_pct", "std"),
+        test_mean=("final_test_err_pct", "mean"),
+        test_std=("final_test_err_pct", "std"),
+        **({"n_seeds": ("seed", "nunique")} if seeded else {}),
+        n_runs=("seed" if seeded else "final_test_err_pct", "size"),
+        **({"seeds": ("seed", lambda s: sorted(int(v) for v in s))} if seeded else {}),
+        n_diverged=("diverged", "sum"),
+        n_at_chance=("at_chance", "sum"),
+        n_skipping=("nonfinite_skips", lambda s: int((s > 0).sum())),
+        skipped_steps=("nonfinite_skips", "sum"),
+    ).reset_index()
+    out["flags"] = [
+        count_text(*map(int, r))
+        for r in out[["n_runs", "n_diverged", "n_at_chance", "n_skipping", "skipped_steps"]]
+        .itertuples(index=False)
+    ]
+    return out
+
+
 def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting (data set, variant, batch size, lr, momentum): mean and std
     over seeds of the final train and test error (%), the seeds, and the health flags
@@ -71,25 +106,7 @@ def setting_summary(runs: pd.DataFrame) -> pd.DataFrame:
     df = with_health(runs)
     for k in ("lr", "momentum"):
         df[k] = pd.to_numeric(df[k], errors="coerce")
-    g = df.groupby(SETTING_KEYS, dropna=False, sort=True)
-    out = g.agg(
-        train_mean=("final_train_err_pct", "mean"),
-        train_std=("final_train_err_pct", "std"),
-        test_mean=("final_test_err_pct", "mean"),
-        test_std=("final_test_err_pct", "std"),
-        n_seeds=("seed", "nunique"),
-        n_runs=("seed", "size"),
-        seeds=("seed", lambda s: sorted(int(v) for v in s)),
-        n_diverged=("diverged", "sum"),
-        n_at_chance=("at_chance", "sum"),
-        n_skipping=("nonfinite_skips", lambda s: int((s > 0).sum())),
-        skipped_steps=("nonfinite_skips", "sum"),
-    ).reset_index()
-    out["flags"] = [
-        count_text(*map(int, r))
-        for r in out[["n_runs", "n_diverged", "n_at_chance", "n_skipping", "skipped_steps"]]
-        .itertuples(index=False)
-    ]
+    out = seed_stats(df, SETTING_KEYS)
     out["is_auto"] = ~out["optimizer"].map(is_grid).astype(bool)
     return out
 
