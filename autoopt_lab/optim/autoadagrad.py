@@ -39,6 +39,8 @@ class AutoAdaGrad(AutoOptimizer):
         params: Iterable[Any] | nn.Module,
         *,
         lr: float = 1.0,
+        step: str = "paper",
+        momentum: float = 0.9,
         eps: float = 1e-10,
         ewma: float = 0.9,
         gamma0: float = 0.999,
@@ -55,6 +57,8 @@ class AutoAdaGrad(AutoOptimizer):
     ) -> None:
         defaults = dict(
             lr=lr,
+            step=step,
+            momentum=momentum,
             eps=eps,
             ewma=ewma,
             gamma0=gamma0,

@@ -56,6 +56,8 @@ class AutoAdam(AutoOptimizer):
         params: Iterable[Any] | nn.Module,
         *,
         lr: float = 1.0,
+        step: str = "paper",
+        momentum: float = 0.9,
         betas: tuple[float, float] = (0.9, 0.99),
         eps: float = 1e-8,
         bias_correction: str = "step",
@@ -74,6 +76,8 @@ class AutoAdam(AutoOptimizer):
     ) -> None:
         defaults = dict(
             lr=lr,
+            step=step,
+            momentum=momentum,
             betas=tuple(betas),
             eps=eps,
             bias_correction=bias_correction,

@@ -20,6 +20,12 @@ class AutoSGD(AutoOptimizer):
         lr: a multiplier on the adapted step (1 by default), so that a ``torch.optim``
             scheduler (warm-up, cosine decay) composes with it; ``hparams()`` reports the lr
             actually used.
+        step: ``"paper"`` (eq. 10: lr ``alpha`` and momentum ``beta`` from the 2x2 solve,
+            so the weight on the previous step is ``alpha beta``) or ``"decoupled"`` (a
+            fixed momentum ``mu`` and a gain ``kappa`` adapted along the step taken:
+            docs/decoupled.md).
+        momentum: ``mu``, the decoupled step's weight on the previous step (unused by
+            ``"paper"``).
         ewma: the EMA factor ``v`` of eq. (26) smoothing gamma across steps.
         gamma0: warm start of ``gamma1``; the first lr is ``1 - gamma0`` (0.001 by default,
             as in the authors' code) and the EMA pulls it to the estimated optimum.
@@ -71,6 +77,8 @@ class AutoSGD(AutoOptimizer):
         params: Iterable[Any] | nn.Module,
         *,
         lr: float = 1.0,
+        step: str = "paper",
+        momentum: float = 0.9,
         ewma: float = 0.9,
         gamma0: float = 0.999,
         adapt_momentum: bool = True,
@@ -86,6 +94,8 @@ class AutoSGD(AutoOptimizer):
     ) -> None:
         defaults = dict(
             lr=lr,
+            step=step,
+            momentum=momentum,
             ewma=ewma,
             gamma0=gamma0,
             adapt_momentum=adapt_momentum,

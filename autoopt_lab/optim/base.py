@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..stats import explain_missing, record, track
 from .batch import Batch, prepare_batch
+from .decoupled_step import apply_decoupled
 from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
 from .reporting import HparamReport
@@ -27,7 +28,8 @@ from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
 #: State kept in float64 whatever the parameter dtype (torch would cast it on load).
-_EXACT_KEYS = ("gamma", "curvature", "probe_quad", "trust_scale", "secant")
+_EXACT_KEYS = ("gamma", "curvature", "probe_quad", "trust_scale", "secant", "gain",
+               "gain_terms", "initial_norm", "momentum")
 #: Integer counters (torch would cast them to the parameter dtype on load).
 _INT_KEYS = ("nonfinite_skips", "curvature_count")
 
@@ -210,6 +212,11 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
             state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=dev)
             if group["trust_ratio"] > 0:
                 state["trust_scale"] = torch.ones((), dtype=torch.float64, device=dev)
+            if group.get("step", "paper") == "decoupled":  # kappa, its running terms, ||w_0||^2
+                state["gain"] = torch.zeros((), dtype=torch.float64, device=dev)
+                state["gain_terms"] = torch.zeros(4, dtype=torch.float64, device=dev)
+                state["momentum"] = torch.zeros((), dtype=torch.float64, device=dev)
+                state["initial_norm"] = p.detach().double().square().sum()
             if group.get("curvature", "paper") == "measured":
                 state["curvature"] = torch.ones((), dtype=torch.float64, device=dev)
                 state["curvature_count"] = torch.zeros((), dtype=torch.int64, device=dev)
@@ -242,7 +249,8 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
         for b in prepared[1:]:
             ok = ok & b.finite.to(ok.device)
         for b in prepared:
-            apply_batch(b, ok.to(b.m.device), secant=self._source(b.group) == "secant")
+            rule = apply_decoupled if b.group.get("step", "paper") == "decoupled" else apply_batch
+            rule(b, ok.to(b.m.device), secant=self._source(b.group) == "secant")
 
     def _index(self, param: Tensor) -> int:
         for i, (_, p) in enumerate(self._names()):

@@ -39,6 +39,7 @@ BASE_KEYS = (
     "last_update",
     "gain",
     "gain_terms",
+    "momentum",
     "initial_norm",
 )
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from . import curvature as C
+from . import decoupled as DC
 from . import gamma as G
 
 
@@ -31,6 +32,9 @@ class HparamReport:
             for i, p in enumerate(group["params"]):
                 key = names[i] if names else self._index(p)
                 state = self.state.get(p)
+                if group.get("step", "paper") == "decoupled":
+                    out[key] = _decoupled_hparams(group, state, p)
+                    continue
                 if state and "gamma" in state:
                     gam = state["gamma"]
                 else:
@@ -49,7 +53,13 @@ class HparamReport:
         return out
 
     def hparams(self) -> dict[Any, dict[str, float]]:
-        """The lr and momentum each tensor used in the last step, as Python floats.
+        """The lr and momentum each tensor used in the last step, as Python floats, and what
+        they mean as a heavy ball: ``effective_momentum`` (``mu``, the weight of the previous
+        step) and ``gain`` (``kappa``, the steady-state step per unit of ``D g``).
+
+        ``lr`` and ``momentum`` are the step's own parameters: the paper's ``alpha`` and
+        ``beta`` (eq. 10; ``mu = alpha beta``) or, for ``step="decoupled"``, the heavy ball's
+        ``kappa (1 - mu)`` and ``mu`` (docs/decoupled.md).
 
         One host sync. Warns if steps were skipped because of non-finite gradients.
 
@@ -61,7 +71,12 @@ class HparamReport:
         tensors = self.hparam_tensors()
         if not tensors:
             return {}
-        values = torch.stack([t.cpu() for t in tensors.values()]).tolist()
+        both = torch.stack([t.cpu() for t in tensors.values()])
+        mu, kappa = DC.effective(both[:, 0], both[:, 1])
+        decoupled = torch.tensor([self._is_decoupled(k) for k in tensors])
+        mu = torch.where(decoupled, both[:, 1], mu)
+        kappa = torch.where(decoupled, both[:, 0] / (1 - both[:, 1]), kappa)
+        values = torch.cat([both, mu.unsqueeze(1), kappa.unsqueeze(1)], 1).tolist()
         skips = [s["nonfinite_skips"].cpu() for s in self.state.values() if "nonfinite_skips" in s]
         if skips:
             n = int(torch.stack(skips).max())
@@ -72,4 +87,30 @@ class HparamReport:
                     stacklevel=2,
                 )
                 self._warned_skips = n
-        return {k: {"lr": v[0], "momentum": v[1]} for k, v in zip(tensors, values, strict=True)}
+        return {
+            k: {"lr": v[0], "momentum": v[1], "effective_momentum": v[2], "gain": v[3]}
+            for k, v in zip(tensors, values, strict=True)
+        }
+
+    def _is_decoupled(self, key: Any) -> bool:
+        """Whether the tensor reported as ``key`` takes the decoupled step."""
+        index = 0
+        for group in self.param_groups:
+            names = group.get("param_names")
+            for i in range(len(group["params"])):
+                if (names[i] if names else index) == key:
+                    return group.get("step", "paper") == "decoupled"
+                index += 1
+        return False
+
+
+def _decoupled_hparams(group: dict, state: dict | None, p: Tensor) -> Tensor:
+    """``[kappa (1 - mu), mu]`` of the last decoupled step: the trust region and the group's
+    ``lr`` included (0 before the first step)."""
+    if not state or "gain" not in state:
+        return torch.zeros(2, dtype=torch.float64, device=p.device)
+    kappa = state["gain"] * group.get("lr", 1.0)
+    if "trust_scale" in state:
+        kappa = kappa * state["trust_scale"]
+    alpha, beta = DC.heavy_ball(kappa.reshape(1).double(), state["momentum"].reshape(1))
+    return torch.cat([alpha, beta])

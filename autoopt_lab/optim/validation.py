@@ -18,6 +18,10 @@ from torch import Tensor
 #: The string options of the Auto optimizers: each allowed value and what it means (the
 #: registry's option choices come from here too).
 CHOICES: dict[str, dict[str, str]] = {
+    "step": {
+        "paper": "eq. (10): the lr alpha and momentum beta from the 2x2 solve (mu = alpha beta)",
+        "decoupled": "a fixed momentum mu and an adapted gain kappa (docs/decoupled.md)",
+    },
     "curvature": {
         "paper": "the paper's H-bar = H-hat",
         "measured": "H-bar measured by Hessian-vector products",
@@ -50,6 +54,7 @@ def validate(options: dict[str, Any]) -> None:
         "trust_ratio": lambda v: v >= 0.0,
         "curvature_every": lambda v: isinstance(v, int) and v >= 1,
         "ewma": lambda v: 0.0 <= v < 1.0,
+        "momentum": lambda v: 0.0 <= v < 1.0,
         "gamma0": lambda v: 0.0 <= v <= 1.0,
         "weight_decay": lambda v: v >= 0.0,
         "eps": lambda v: v > 0.0,
@@ -58,6 +63,7 @@ def validate(options: dict[str, Any]) -> None:
     }
     allowed = {
         "ewma": "a float in [0, 1)",
+        "momentum": "a float in [0, 1) (the decoupled step's weight on the previous step)",
         "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
         "weight_decay": "a float >= 0",
         "eps": "a float > 0",
@@ -101,6 +107,8 @@ ADDED_OPTIONS: dict[str, Any] = {
     "trust_ratio": 0.0,
     "lr": 1.0,
     "curvature_source": "hvp",
+    "step": "paper",
+    "momentum": 0.9,
 }
 
 

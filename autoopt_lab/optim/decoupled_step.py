@@ -1,0 +1,106 @@
+"""The order of one decoupled step (``step="decoupled"``) over a prepared batch.
+
+1. the gain ``kappa`` per tensor along this step's direction (:func:`.decoupled.gain`), with
+   the measured curvature, from running means of its terms (``ewma``), ramped in over the
+   first steps;
+2. the momentum ``mu``: ``momentum`` times the running share of the batch gradient that is
+   signal (``adapt_momentum=True``; :func:`.decoupled.signal_fraction`), or ``momentum``
+   itself; the estimator ``ghat = (1 - mu) g + mu p``;
+3. the update ``kappa D ghat``;
+4. the trust region ``||update|| <= trust_ratio max(||w||, ||w_0||)``: it scales the step,
+   never the momentum buffer (which is an average of gradients, not of steps);
+5. the group's ``lr`` multiplier (schedulers);
+6. commit, as the paper's step does (:mod:`.step_rule`).
+
+A non-finite batch skips the whole step; a tensor with a zero gradient keeps its state.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import decoupled as DC
+from . import gamma as G
+from .batch import Batch
+from .flat import combine_segments, mul_segments_, segment_dots, sq_norms, unflatten
+from .step_rule import _publish_weights
+
+
+def apply_decoupled(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
+    """Steps 1-6 for one batch; ``ok`` is False when any batch of the step was non-finite."""
+    group, params, states, sizes = b.group, b.params, b.states, b.sizes
+    b.m = torch.where(torch.isfinite(b.m), b.m, torch.zeros_like(b.m))
+    measured = group.get("curvature", "paper") == "measured"
+    curv = (torch.stack([s["curvature"] for s in states]) if measured
+            else torch.ones(len(params), dtype=torch.float64, device=b.m.device))
+    active = ok & (b.m[:, G.AGG] > 0)
+    terms_old = torch.stack([s["gain_terms"] for s in states])
+    rho, fraction = DC.signal_fraction(b.m, terms_old[:, 2:], group["ewma"])
+    mu = group["momentum"] * rho if group["adapt_momentum"] else torch.full_like(
+        rho, float(group["momentum"]))
+    terms = torch.cat([DC.running_terms(b.m, mu, terms_old[:, :2], group["ewma"]), fraction], 1)
+    terms = torch.where(active.unsqueeze(-1), terms, terms_old)
+    new = DC.gain(terms[:, 0], terms[:, 1], curv) * DC.warmup(b.steps.double(), group["ewma"])
+    kappa = torch.where(active, new, torch.stack([s["gain"] for s in states]))
+    zero = torch.zeros_like(kappa)
+    ghat = combine_segments(b.flat, torch.where(active, 1 - mu, zero), b.prev,
+                            torch.where(active, mu, zero + 1), sizes)
+    update = ghat.clone() if b.inv_h is None else b.inv_h * ghat
+    factor = torch.where(active, kappa, zero)
+    if group["trust_ratio"] > 0:
+        mul_segments_(update, factor, sizes)
+        limit = DC.trust_limit(sq_norms([p.detach() for p in params]),
+                               torch.stack([s["initial_norm"] for s in states]),
+                               group["trust_ratio"])
+        norm = sq_norms(list(update.split(sizes))).sqrt()
+        scale = torch.where(norm > limit, limit / norm.clamp_min(1e-300), torch.ones_like(norm))
+        old_scale = torch.stack([s["trust_scale"] for s in states])
+        torch._foreach_copy_([s["trust_scale"] for s in states],
+                             list(torch.where(active, scale, old_scale).unbind()))
+        factor = factor * scale
+        mul_segments_(update, scale * group.get("lr", 1.0), sizes)
+    else:
+        mul_segments_(update, factor * group.get("lr", 1.0), sizes)
+    factor = factor * group.get("lr", 1.0)
+    update = torch.where(ok, update, torch.zeros((), dtype=update.dtype, device=update.device))
+    ghat = torch.where(ok, ghat, b.prev)
+    if secant:
+        _remember(b, update, ghat, factor * (1 - mu), factor, active)
+    torch._foreach_sub_(params, unflatten(update, params, sizes))
+    torch._foreach_copy_([s["momentum_buffer"] for s in states], unflatten(ghat, params, sizes))
+    if b.new_pre:  # the preconditioner moves for active tensors only
+        weight = active.to(torch.float64)
+        for key, value in b.new_pre.items():
+            value = torch.where(ok, value, b.pre_state[key])
+            torch._foreach_lerp_([s[key] for s in states], unflatten(value, params, sizes),
+                                 list(weight.to(value.dtype).unbind()))
+    if b.scalar and b.inv_h is not None:
+        _publish_weights(b)
+    torch._foreach_copy_([s["gain"] for s in states], list(kappa.unbind()))
+    torch._foreach_copy_([s["gain_terms"] for s in states], list(terms.unbind()))
+    old_mu = torch.stack([s["momentum"] for s in states])
+    torch._foreach_copy_([s["momentum"] for s in states],
+                         list(torch.where(active, mu, old_mu).unbind()))
+    new_steps = b.steps + active.to(b.steps.dtype)
+    torch._foreach_copy_([s["step"] for s in states], list(new_steps.unbind()))
+    torch._foreach_add_([s["nonfinite_skips"] for s in states], (~ok).to(torch.int64))
+
+
+def _remember(
+    b: Batch, update: Tensor, ghat: Tensor, coef: Tensor, factor: Tensor, active: Tensor
+) -> None:
+    """The secant's memory for the step ``s = -update = -factor D ghat``: ``s^T g_t``, the
+    noise term ``a V_t`` (``a = factor (1 - mu)``, the weight of ``g_t`` in ``s``) and
+    ``s^T D^-1 s = factor <ghat, update>`` (docs/curvature.md, section 9)."""
+    before = -segment_dots(update, b.flat, b.sizes)
+    quad = segment_dots(ghat, update, b.sizes) * factor
+    memory = torch.stack([before, coef * b.m[:, G.VAR], quad], 1)
+    memory = torch.where(active.unsqueeze(-1), memory, torch.zeros_like(memory))
+    for s, p in zip(b.states, b.params, strict=True):
+        if "secant" not in s:
+            s["secant"] = torch.zeros(5, dtype=torch.float64, device=memory.device)
+            s["last_update"] = torch.zeros_like(p)
+    torch._foreach_copy_([s["secant"][:3] for s in b.states], list(memory.unbind()))
+    torch._foreach_copy_([s["last_update"] for s in b.states],
+                         unflatten(update, b.params, b.sizes))
