@@ -176,8 +176,7 @@ def prepare_batch(
     )
     m = G.segment_moments(
         flat, prev, sum_sq, n, None, len(params), inv_h, data_grad=data_grad, sizes=sizes,
-        work=None if work is None else work("tmp"),
-        work_parts=None if work is None else layout.aligned("tmp", flat),
+        piece=None if work is None else (lambda k, **kw: layout.piece(k, flat, **kw)),
     )
     if scalar:
         m = _scalar_variance(m, scalar, stats, data_grad, inv_h, params, sizes, clip)

@@ -27,6 +27,7 @@ tensor([2., 2., 2.])
 
 from __future__ import annotations
 
+import ctypes
 import weakref
 
 import torch
@@ -48,6 +49,7 @@ class Layout:
         self.ids = tuple(id(p) for p in params)
         self.sizes = list(sizes)
         self.numel = sum(sizes)
+        self.offsets = [sum(sizes[:k]) for k in range(len(sizes))]
         self.buffers: dict[str, Tensor] = {}
         self.views: dict[str, list[Tensor]] = {}
         self._work: dict[str, Tensor] = {}
@@ -62,13 +64,15 @@ class Layout:
         remember_segments(new, self.sizes)
         self._ids.add(id(new))
 
-    def adopt(self, key: str, params: list[Tensor], states: list[dict]) -> bool:
+    def adopt(self, key: str, params: list[Tensor], states: list[dict], *,
+              gathered: bool = False) -> bool:
         """Make ``states[k][key]`` views of one flat buffer (gathered once); False when the
-        key cannot be kept flat (missing, or of another shape or dtype)."""
+        key cannot be kept flat (missing, or of another shape or dtype). With ``gathered``,
+        True only when this call gathered it."""
         views = self.views.get(key)
         if views is not None and all(s.get(key) is v for s, v in zip(states, views,
                                                                       strict=True)):
-            return True
+            return not gathered
         values = [s.get(key) for s in states]
         p0 = params[0]
         if any(v is None or v.shape != p.shape or v.dtype != p0.dtype or v.device != p0.device
@@ -108,21 +112,23 @@ class Layout:
             self._flat[name] = flat
         return flat
 
-    def aligned(self, name: str, like: Tensor) -> list[Tensor]:
-        """One vector per tensor, inside the scratch vector ``name`` (so not to be used
-        with it at once), each on a 64-byte boundary as a fresh allocation is (a float32
-        sum's order depends on its alignment: the bits would change)."""
-        buf = self._buffer(name, like)
-        return [x[:n] for x, n in zip(buf.split(self._padded(like)), self.sizes, strict=True)]
-
-    def _padded(self, like: Tensor) -> list[int]:
+    def piece(self, k: int, like: Tensor, *, as_segment: bool = True) -> Tensor:
+        """A reused vector of tensor ``k``'s size (one buffer for all ``k``: one at a
+        time), aligned as segment ``k`` of a fresh flat vector is (``as_segment``) or as a
+        fresh allocation is: a float32 sum's order depends on its operands' alignment, so
+        this keeps the bits of the sums formed in new vectors."""
         step = max(1, 64 // like.element_size())
-        return [-(-n // step) * step for n in self.sizes]
+        buf = self._work.get("piece")
+        if buf is None or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(max(self.sizes) + step, dtype=like.dtype, device=like.device)
+            self._work["piece"] = buf
+        pad = self.offsets[k] % step if as_segment else 0
+        return buf[pad: pad + self.sizes[k]]
 
     def _buffer(self, name: str, like: Tensor) -> Tensor:
         buf = self._work.get(name)
         if buf is None or buf.dtype != like.dtype or buf.device != like.device:
-            buf = torch.empty(sum(self._padded(like)), dtype=like.dtype, device=like.device)
+            buf = torch.empty(self.numel, dtype=like.dtype, device=like.device)
             self._work[name] = buf
         return buf
 
@@ -141,9 +147,21 @@ def layout_for(params: list[Tensor], states: list[dict], sizes: list[int]) -> La
         lay = Layout(params, sizes)
         _LAYOUTS[anchor] = lay
     keys = [k for k in states[0] if k in FLAT_BASE_KEYS or k not in _NOT_FLAT]
+    gathered = False
     for key in keys:
-        lay.adopt(key, params, states)
+        gathered |= lay.adopt(key, params, states, gathered=True)
+    if gathered and params[0].device.type == "cpu":
+        _release_freed_memory()
     return lay
+
+
+def _release_freed_memory() -> None:
+    """Give the per-tensor state just gathered (freed in the middle of the C heap, where it
+    would stay resident) back to the OS: glibc's ``malloc_trim``; nothing elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 #: State that is never per element (counters, per-tensor scalars) or is kept per tensor.

@@ -19,6 +19,8 @@ tensor([[0.3333, 0.0000]], dtype=torch.float64)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -39,8 +41,7 @@ def segment_moments(
     data_grad: Tensor | None = None,
     *,
     sizes: list[int] | None = None,
-    work: Tensor | None = None,
-    work_parts: list[Tensor] | None = None,
+    piece: Callable[..., Tensor] | None = None,
 ) -> Tensor:
     """``[<g,Dg>, <g,Dp>, <p,Dp>, V]`` in float64 for many tensors at once, ``(count, 4)``.
 
@@ -57,9 +58,8 @@ def segment_moments(
     """
     same = data_grad is None or data_grad is g
     g0 = g if same else data_grad
-    if sizes is not None and work is not None:  # the same sums, temporaries in ``work``
-        out = _moments_in(g, prev, sum_sq, g0, batch_size, inv_hessian, sizes, work,
-                          work_parts)
+    if sizes is not None and piece is not None:  # the same sums, tensor by tensor
+        out = _moments_in(g, prev, sum_sq, g0, batch_size, inv_hessian, sizes, piece)
     elif sizes is None:
         n = batch_size if isinstance(batch_size, float) else batch_size.to(g.dtype)[segments]
         dg = g if inv_hessian is None else inv_hessian * g
@@ -85,23 +85,26 @@ def segment_moments(
 
 def _moments_in(
     g: Tensor, prev: Tensor, sum_sq: Tensor | list[Tensor | None], g0: Tensor,
-    n: Tensor | float, inv_hessian: Tensor | None, sizes: list[int], work: Tensor,
-    work_parts: list[Tensor] | None,
+    n: Tensor | float, inv_hessian: Tensor | None, sizes: list[int],
+    piece: Callable[..., Tensor],
 ) -> Tensor:
-    """The four per-tensor sums of :func:`segment_moments`, each product formed in the
-    reused vector ``work`` (as the other path forms it in a new one; ``work_parts``, one
-    aligned vector per tensor, for the variance terms)."""
-    if inv_hessian is None:
-        dg, dp = g, prev
-    else:
-        dg = torch.mul(inv_hessian, g, out=work)
-    agg = segment_dots(g, dg, sizes)
-    if inv_hessian is not None:
-        dp = torch.mul(inv_hessian, prev, out=work)
-    agp, app = segment_dots(g, dp, sizes), segment_dots(prev, dp, sizes)
+    """The four per-tensor sums of :func:`segment_moments`, tensor by tensor, each product
+    formed in ``piece(k)`` (a reused vector aligned as the other path's new one, so the
+    sums keep their bits; ``piece(k, as_segment=False)``: as a new allocation)."""
+    gs, ps = segments(g, sizes), segments(prev, sizes)
+    ds = None if inv_hessian is None else segments(inv_hessian, sizes)
+    agg, agp, app = [], [], []
+    for k, (g_k, p_k) in enumerate(zip(gs, ps, strict=True)):
+        dg = g_k if ds is None else torch.mul(ds[k], g_k, out=piece(k))
+        agg.append(torch.dot(g_k, dg))
+        dp = p_k if ds is None else torch.mul(ds[k], p_k, out=piece(k))
+        agp.append(torch.dot(g_k, dp))
+        app.append(torch.dot(p_k, dp))
     parts = sum_sq if isinstance(sum_sq, list) else list(sum_sq.split(sizes))
-    var = _variance_by_tensor(parts, g0, n, inv_hessian, sizes, work_parts)
-    return torch.stack([agg, agp, app, var], 1)
+    w_parts = [piece(k, as_segment=False) for k in range(len(sizes))]
+    var = _variance_by_tensor(parts, g0, n, inv_hessian, sizes, w_parts)
+    cols = [torch.stack(c).to(torch.float64) for c in (agg, agp, app)]
+    return torch.stack([*cols, var], 1)
 
 
 def _variance_by_tensor(

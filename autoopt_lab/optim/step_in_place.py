@@ -31,13 +31,6 @@ def in_place_ready(b: Batch) -> bool:
     )
 
 
-def _mul_into(out: Tensor, x: Tensor, values: Tensor, sizes: list[int]) -> Tensor:
-    """``out = x * values`` segment by segment (one value per segment), into ``out``."""
-    for o, v, c in zip(segments(out, sizes), segments(x, sizes), values.unbind(), strict=True):
-        torch.mul(v, c, out=o)
-    return out
-
-
 def _scale_(flat: Tensor, values: Tensor, sizes: list[int], only: list[int] | None = None
             ) -> None:
     """``flat *= values`` segment by segment (``only``: those segments, the others' values
@@ -59,20 +52,22 @@ def apply_in_place(
     all_active = bool(active.all())
     # the estimator, eq. (14): ghat = (1 - g1 - g2) g + g2 p, formed in the momentum buffer
     ghat = b.prev
-    term = _mul_into(lay.scratch("tmp", b.flat), b.flat,
-                     (1 - gamma_used[:, 0] - gamma_used[:, 1]).to(dtype), sizes)
     _scale_(ghat, gamma_used[:, 1], sizes)
-    torch._foreach_add_(segments(ghat, sizes), segments(term, sizes))  # (g c) + (p c'): the
-    # rounding of the general path (an addcmul would round differently)
-    # the update D ghat: into last_update when the secant keeps it, else a scratch vector
+    coef = (1 - gamma_used[:, 0] - gamma_used[:, 1]).to(dtype).unbind()
+    for k, (h, g, c) in enumerate(zip(segments(ghat, sizes), segments(b.flat, sizes), coef,
+                                      strict=True)):
+        h.add_(torch.mul(g, c, out=lay.piece(k, g)))  # (p c') + (g c): the general path's
+        # rounding (an addcmul would round differently)
+    # the update D ghat: into last_update when the secant keeps it, else over g (not needed
+    # any more), or ghat itself (SGD, every tensor active)
     if remember is not None:
         if not lay.adopt("last_update", params, states):
             lay.create("last_update", params, states)
         update = lay.buffers["last_update"]
-    elif b.inv_h is None and all_active:  # update = ghat exactly: no copy
+    elif b.inv_h is None and all_active:
         update = ghat
     else:
-        update = term
+        update = b.flat
     if b.inv_h is None:
         if update is not ghat:
             update.copy_(ghat)
