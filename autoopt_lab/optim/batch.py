@@ -62,6 +62,7 @@ class Batch:
     finite: Tensor  # 0-dim bool: every moment finite
     scalar: list[int]  # tensors whose statistic came in the scalar form
     layout: Layout | None = None  # the flat state and scratch vectors (None: gathered copies)
+    samples: Tensor | None = None  # (P,) float64 batch size per tensor (set by the optimizer)
 
 
 def expander(sizes: list[int]):
