@@ -41,7 +41,7 @@ from autoopt_lab.optim import registry
 from .identity import data_fingerprint, digest, library_version
 from .scenario import Scenario
 
-__all__ = ["LR_GRIDS", "JsonCache", "first_segment", "grid_for", "tune_baseline",
+__all__ = ["LR_GRIDS", "TUNING_SWEEP", "JsonCache", "StoreCache", "first_segment", "grid_for", "tune_baseline",
            "tuning_grid", "tuning_key"]
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 LR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = sizes.LR_GRIDS["stream"]
 #: Momenta tried for optimizers that take a ``momentum`` option.
 MOMENTA = sizes.momenta("stream", "full")
+#: The results-store ``sweep`` label of tuning results (:class:`StoreCache`).
+TUNING_SWEEP = "stream-tuning"
 
 
 def grid_for(name: str, grid: str = "full") -> list[dict[str, float]]:
@@ -127,6 +129,32 @@ class JsonCache:
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         tmp.replace(self.path)
+
+
+class StoreCache:
+    """Tuning results kept as rows of a results store (the leaderboard's cache: a killed
+    leaderboard redoes no tuning point it had finished), beside :class:`JsonCache`."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._mem: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._mem is None:
+            runs = self.store.runs()
+            self._mem = {}
+            if len(runs) and "sweep" in runs:
+                for _, r in runs[runs["sweep"] == TUNING_SWEEP].iterrows():
+                    self._mem[r["run_id"]] = json.loads(r["tuning_json"])
+        return self._mem
+
+    def get(self, key: str) -> Any:
+        return self._load().get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.add_run({"kind": "tuning"}, {"tuning_json": json.dumps(value)}, None,
+                           run_id=key, sweep=TUNING_SWEEP)
+        self._load()[key] = value
 
 
 def tuning_key(scenario: Scenario, name: str, grid: list[dict[str, float]],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from autoopt_lab.devices import resolve_device
 from autoopt_lab.optim import registry
 
 from .aggregate import READABLE, mean_ci, median_recovery, paired_difference
-from .baselines import tune_baseline, tuning_grid
+from .baselines import TUNING_SWEEP, StoreCache, tune_baseline, tuning_grid
 from .board_data import board_data
 from .catalogue import find_scenario, list_catalogue
 from .experiment import needs_tuning, run_one
@@ -49,17 +49,17 @@ from .scenario import Scenario
 from .selection import entry_key, parse_optimizers
 from .table import comparison_table
 
-__all__ = ["FAMILIES", "LEADERBOARD_MODES", "LeaderboardPlan", "StoreCache", "board_data",
-           "fashion_scenarios", "goal_check", "leaderboard_frame", "leaderboard_markdown", "leaderboard_table",
-           "plan_leaderboard", "write_outputs",
-           "run_leaderboard"]
+__all__ = ["FAMILIES", "LEADERBOARD_MODES", "TUNING_SWEEP", "LeaderboardPlan", "StoreCache",
+           "board_data", "fashion_scenarios", "goal_check", "leaderboard_frame",
+           "leaderboard_markdown", "leaderboard_table", "plan_leaderboard", "run_leaderboard",
+           "write_outputs"]
 
 logger = logging.getLogger(__name__)
 
 #: Registry families on the leaderboard by default.
 FAMILIES = ("auto", "peer", "tuned")
-#: Store ``sweep`` labels of cells and of tuning grid points.
-CELL_SWEEP, TUNING_SWEEP = "stream-leaderboard", "stream-tuning"
+#: Store ``sweep`` label of the cells (tuning grid points: ``baselines.TUNING_SWEEP``).
+CELL_SWEEP = "stream-leaderboard"
 #: ``mode -> (steps scale, seeds, tuning grid)``: the ``leaderboard`` rows of
 #: :data:`autoopt_lab.sizes.SIZES`.
 LEADERBOARD_MODES: dict[str, tuple[float, tuple[int, ...], str]] = {
@@ -127,31 +127,6 @@ def plan_leaderboard(mode: str = "quick", *, scenarios: Sequence[str] | None = N
         optimizers=tuple(entry_key(n, o) for n, o in entries),
         seeds=tuple(parse_seeds(seeds) if seeds is not None else mode_seeds),
         steps_scale=float(steps_scale or scale), grid=grid or mode_grid)
-
-
-class StoreCache:
-    """Tuning results kept as rows of a results store (the ``get``/``put`` of a tuning cache)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self._mem: dict[str, Any] | None = None
-
-    def _load(self) -> dict[str, Any]:
-        if self._mem is None:
-            runs = self.store.runs()
-            self._mem = {}
-            if len(runs) and "sweep" in runs:
-                for _, r in runs[runs["sweep"] == TUNING_SWEEP].iterrows():
-                    self._mem[r["run_id"]] = json.loads(r["tuning_json"])
-        return self._mem
-
-    def get(self, key: str) -> Any:
-        return self._load().get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self.store.add_run({"kind": "tuning"}, {"tuning_json": json.dumps(value)}, None,
-                           run_id=key, sweep=TUNING_SWEEP)
-        self._load()[key] = value
 
 
 def cell_id(plan: LeaderboardPlan, scenario: Scenario, key: str, data_fp: str,
@@ -250,8 +225,9 @@ def _init_worker(store_path: str, device: str, threads: int, plan: LeaderboardPl
                    device=resolve_device(device))
 
 
-def _work(plan: LeaderboardPlan, cell: tuple[str, str, int]) -> tuple[bool, Any]:
-    return _guarded_cell(plan, cell, _WORKER["store"], _WORKER["data"], _WORKER["device"])
+def _work(cell: tuple[str, str, int], plan: LeaderboardPlan) -> tuple[tuple, bool, Any]:
+    ok, result = _guarded_cell(plan, cell, _WORKER["store"], _WORKER["data"], _WORKER["device"])
+    return cell, ok, result
 
 
 def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.device | None = None,
@@ -268,6 +244,7 @@ def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.de
 
     from tqdm.auto import tqdm
 
+    from autoopt_lab.experiments.executors import bounded_unordered
     from autoopt_lab.experiments.store import ResultsStore
 
     if workers < 1:
@@ -307,20 +284,18 @@ def run_leaderboard(plan: LeaderboardPlan, store: Any, *, device: str | torch.de
                 break
             record(cell, *_guarded_cell(plan, cell, store, data, dev))
     else:
+        def until_stopped() -> Iterator[tuple[str, str, int]]:
+            for cell in todo:
+                if stopping():
+                    return
+                yield cell
+
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                     initargs=(str(store.path), str(dev), 1, plan, given)) as pool:
-            pending: dict[cf.Future, tuple[str, str, int]] = {}
-            queue = list(todo)
-            while queue or pending:
-                while queue and len(pending) < workers and not stopping():
-                    cell = queue.pop(0)
-                    pending[pool.submit(_work, plan, cell)] = cell
-                if not pending:
-                    break
-                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    record(pending.pop(fut), *fut.result())
+            # the sweep's scheduler: at most ``workers`` cells in flight, results as they end
+            for cell, ok, result in bounded_unordered(pool, _work, until_stopped(), workers, plan):
+                record(cell, ok, result)
     bar.close()
     report["wall_time_s"] = time.perf_counter() - t0
     return report
