@@ -118,3 +118,25 @@ def test_a_non_finite_step_changes_no_state():
             if key not in ("nonfinite_skips", "last_update", "secant", "curvature",
                            "curvature_count"):
                 assert torch.equal(after[idx][key], value), key
+
+
+def test_a_group_added_later_and_a_second_optimizer_keep_their_own_state():
+    model = _model()
+    head = list(model[3].parameters())
+    opt = AutoAdam([{"params": list(model[0].parameters())}])
+    other = AutoSGD(model.named_parameters())  # the same tensors, its own state
+    gen = torch.Generator().manual_seed(4)
+    with autoopt_lab.track(model):
+        for i in range(4):
+            if i == 2:
+                opt.add_param_group({"params": head})
+            x, y = torch.randn(16, 1, 6, 6, generator=gen), torch.randint(0, 5, (16,),
+                                                                        generator=gen)
+            for o in (opt, other):
+                o.zero_grad()
+                F.nll_loss(model(x), y).backward()
+                o.step()
+    mine, theirs = opt.state[head[0]], other.state[head[0]]
+    assert int(mine["step"]) == 2 and int(theirs["step"]) == 4
+    assert mine["momentum_buffer"].data_ptr() != theirs["momentum_buffer"].data_ptr()
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -40,6 +40,8 @@ from .flat import forget_segments, remember_segments
 FLAT_BASE_KEYS = ("momentum_buffer", "last_update")
 
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Elements from which a gathered state is worth a ``malloc_trim`` (a few MiB).
+_TRIM_AT = 1 << 20
 
 
 class Layout:
@@ -150,7 +152,7 @@ def layout_for(params: list[Tensor], states: list[dict], sizes: list[int]) -> La
     gathered = False
     for key in keys:
         gathered |= lay.adopt(key, params, states, gathered=True)
-    if gathered and params[0].device.type == "cpu":
+    if gathered and params[0].device.type == "cpu" and lay.numel >= _TRIM_AT:
         _release_freed_memory()
     return lay
 
