@@ -17,13 +17,15 @@ from autoopt_lab.optim import step_rule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+PAPER = {"step": "paper"}  # the step rule the in-place path serves
 CASES = [
-    (AutoSGD, {}),
-    (AutoSGD, {"lr": 0.5, "trust_ratio": 0.001}),
-    (AutoAdam, {}),  # measured curvature, secant source in the plain loop, trust region
-    (AutoAdaGrad, {}),
-    (AutoAdam, {"curvature": "paper", "trust_ratio": 0.0, "lr": 0.5}),
-    (AutoSGD, {"curvature": "measured", "curvature_source": "secant", "weight_decay": 1e-3}),
+    (AutoSGD, {**PAPER}),
+    (AutoSGD, {**PAPER, "lr": 0.5, "trust_ratio": 0.001}),
+    (AutoAdam, {**PAPER}),  # measured curvature, secant source in the plain loop, trust region
+    (AutoAdaGrad, {**PAPER}),
+    (AutoAdam, {**PAPER, "curvature": "paper", "trust_ratio": 0.0, "lr": 0.5}),
+    (AutoSGD, {**PAPER, "curvature": "measured", "curvature_source": "secant",
+               "weight_decay": 1e-3}),
 ]
 
 
@@ -60,7 +62,7 @@ def test_in_place_step_has_the_bits_of_the_general_step(case, monkeypatch):
 
 
 def test_state_is_per_parameter_views_of_one_buffer():
-    model, opt = _train(AutoAdam, {}, steps=3)
+    model, opt = _train(AutoAdam, PAPER, steps=3)
     params = list(model.parameters())
     for key in ("momentum_buffer", "exp_avg_sq", "last_update"):
         views = [opt.state[p][key] for p in params]
