@@ -13,6 +13,7 @@ Run::
 
     python benchmarks/model_overhead.py                      # one thread, all models
     python benchmarks/model_overhead.py --models resnet18 --rounds 3 --memory
+    python benchmarks/model_overhead.py --step paper     # the Auto optimizers' step rule
 """
 
 from __future__ import annotations
@@ -78,12 +79,14 @@ MODELS = {
     "paper_cnn": (lambda: build_model("mnist_cnn"), lambda g: torch.randn(128, 1, 28, 28,
                                                                              generator=g)),
 }
+#: Options given to every Auto optimizer (``--step`` sets ``step``); empty: the defaults.
+AUTO_OPTIONS: dict = {}
 OPTIMIZERS = {
     "adam": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
-    "autosgd": lambda m: autoopt_lab.AutoSGD(m),
-    "autoadam": lambda m: autoopt_lab.AutoAdam(m),
-    "autoadagrad": lambda m: autoopt_lab.AutoAdaGrad(m),
-    "autoadam+closure": lambda m: autoopt_lab.AutoAdam(m),
+    "autosgd": lambda m: autoopt_lab.AutoSGD(m, **AUTO_OPTIONS),
+    "autoadam": lambda m: autoopt_lab.AutoAdam(m, **AUTO_OPTIONS),
+    "autoadagrad": lambda m: autoopt_lab.AutoAdaGrad(m, **AUTO_OPTIONS),
+    "autoadam+closure": lambda m: autoopt_lab.AutoAdam(m, **AUTO_OPTIONS),
 }
 
 
@@ -139,6 +142,7 @@ def _peak_memory(model_name: str, opt_name: str, steps: int) -> float:
     code = (
         "import sys, torch; sys.path.insert(0, 'benchmarks');"
         "import model_overhead as b; torch.set_num_threads(1);"
+        f"b.AUTO_OPTIONS.update({AUTO_OPTIONS!r});"
         f"print(b.peak_training_memory({model_name!r}, {opt_name!r}, {steps}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -154,11 +158,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory", action="store_true", help="also peak RSS per configuration")
     parser.add_argument("--json", help="write the numbers to this file")
+    parser.add_argument("--step", help="the Auto optimizers' step rule (default: theirs)")
     args = parser.parse_args()
+    if args.step:
+        AUTO_OPTIONS["step"] = args.step
     torch.set_num_threads(args.threads)
     names = args.optimizers.split(",")
     rows = []
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.rounds} rounds")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.rounds} rounds"
+          f", Auto options {AUTO_OPTIONS or 'default'}")
     print("| model | optimizer | step s | step / Adam | peak MiB | peak / Adam |")
     print("|---|---|---|---|---|---|")
     for model_name in args.models.split(","):
