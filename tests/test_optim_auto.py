@@ -24,6 +24,7 @@ def _paper(cls):
         def __init__(self, params, **options):
             options.setdefault("curvature", "paper")
             options.setdefault("trust_ratio", 0.0)
+            options.setdefault("step", "paper")
             super().__init__(params, **options)
 
     Paper.__name__ = Paper.__qualname__ = cls.__name__

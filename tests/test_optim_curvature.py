@@ -15,11 +15,29 @@ from torch import nn
 from torch.func import functional_call, grad, jvp
 
 import autoopt_lab
-from autoopt_lab import AutoAdaGrad, AutoAdam, AutoSGD
 from autoopt_lab.optim.curvature import ClosureError
 from autoopt_lab.optim.twin import ReferenceAutoOpt
 from autoopt_lab.stats import functional_backward
 from autoopt_lab.stats.loop import loop_per_sample_grads
+
+
+def _paper_step(cls):
+    """The class with the paper's step (eq. 10) as its default: this module tests the measured
+    curvature under the paper's parametrisation (tests/test_optim_decoupled.py covers the
+    decoupled step, the library default)."""
+
+    class Paper(cls):
+        def __init__(self, params, **options):
+            options.setdefault("step", "paper")
+            super().__init__(params, **options)
+
+    Paper.__name__ = Paper.__qualname__ = cls.__name__
+    return Paper
+
+
+AutoSGD, AutoAdam, AutoAdaGrad = (
+    _paper_step(c) for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
+)
 
 
 def _model() -> nn.Module:
@@ -84,11 +102,10 @@ def test_measured_matches_reference_twin_step_by_step(cls, kind, opts):
     assert any(c != 1.0 for c in ref.c)
 
 
-def test_autosgd_defaults_to_the_paper_curvature_with_a_trust_region():
-    opt = AutoSGD(nn.Linear(2, 2).named_parameters())
-    assert opt.defaults["curvature"] == "paper" and opt.defaults["trust_ratio"] > 0
-    for cls in (AutoAdam, AutoAdaGrad):
-        assert cls(nn.Linear(2, 2).named_parameters()).defaults["curvature"] == "measured"
+def test_defaults_are_the_decoupled_step_with_measured_curvature_and_a_trust_region():
+    for cls in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad):
+        d = cls(nn.Linear(2, 2).named_parameters()).defaults
+        assert (d["step"], d["curvature"]) == ("decoupled", "measured") and d["trust_ratio"] > 0
 
 # -- a quadratic with a known Hessian ---------------------------------------------------------
 

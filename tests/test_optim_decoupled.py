@@ -41,14 +41,17 @@ def _func_hvp(model, x, y):
     return hvp
 
 
-CASES = [
-    ("sgd", {"curvature": "paper", "trust_ratio": 0.0}),
-    ("sgd", {"curvature": "paper", "trust_ratio": 0.0, "momentum": 0.5, "weight_decay": 1e-2}),
-    ("adam", {"curvature": "paper", "trust_ratio": 0.0, "eps": 1e-3}),
+CASES = [  # a batch of 16: momentum_batch=4 gives mu = 0.75, the default 16 gives mu = 0
+    ("sgd", {"curvature": "paper", "trust_ratio": 0.0, "momentum_batch": 4.0}),
+    ("sgd", {"curvature": "paper", "trust_ratio": 0.0, "momentum": 0.5, "adapt_momentum": False,
+             "weight_decay": 1e-2}),
+    ("adam", {"curvature": "paper", "trust_ratio": 0.0, "eps": 1e-3, "momentum_batch": 4.0}),
     ("adagrad", {"curvature": "paper", "trust_ratio": 0.0, "eps": 1e-3}),
     ("sgd", {"curvature": "paper", "trust_ratio": 0.002}),  # the trust region binds
-    ("adam", {"curvature": "measured", "curvature_every": 3, "trust_ratio": 0.0, "eps": 1e-3}),
-    ("adagrad", {"curvature": "measured", "curvature_every": 2, "eps": 1e-3}),
+    ("adam", {"curvature": "measured", "curvature_every": 3, "trust_ratio": 0.0, "eps": 1e-3,
+              "momentum_batch": 4.0}),
+    ("adagrad", {"curvature": "measured", "curvature_every": 2, "eps": 1e-3,
+                 "adapt_momentum": False}),
 ]
 
 
@@ -148,7 +151,7 @@ def test_hparams_report_mu_and_kappa_for_both_parametrisations():
             assert hp["effective_momentum"] == pytest.approx(hp["lr"] * hp["momentum"])
         else:
             assert hp["effective_momentum"] == hp["momentum"]
-            assert 0.0 <= hp["momentum"] <= 0.9  # 0.9 times the signal's share
+            assert hp["momentum"] == pytest.approx(0.0)  # a batch of 16: no memory
             assert hp["gain"] == pytest.approx(hp["lr"] / (1 - hp["momentum"]))
         assert hp["gain"] >= 0
         opt.close()
@@ -219,7 +222,14 @@ def test_lr_multiplier_scales_the_decoupled_step():
         opt.step()
         moved.append(float((model.weight - start).norm()))
         opt.close()
-    assert moved[1] == pytest.approx(0.5 * moved[0]) and moved[2] == 0.0, moved
+    assert moved[1] == pytest.approx(0.5 * moved[0], rel=1e-5) and moved[2] == 0.0, moved
+
+
+def test_batch_momentum_memory_grows_with_the_batch():
+    mu = DC.batch_momentum(torch.tensor([16.0, 32.0, 160.0, 4096.0]), 0.9, 16.0)
+    memory = 1 / (1 - mu)
+    assert memory[:3].tolist() == pytest.approx([1.0, 2.0, 10.0])
+    assert float(mu[3]) == pytest.approx(0.9)  # capped at momentum
 
 
 def test_bad_momentum_is_a_clear_error():
@@ -227,3 +237,5 @@ def test_bad_momentum_is_a_clear_error():
         autoopt_lab.AutoAdam(nn.Linear(2, 2).parameters(), step="decoupled", momentum=1.0)
     with pytest.raises(ValueError, match="step"):
         autoopt_lab.AutoAdam(nn.Linear(2, 2).parameters(), step="heavy")
+    with pytest.raises(ValueError, match="momentum_batch"):
+        autoopt_lab.AutoSGD(nn.Linear(2, 2).parameters(), step="decoupled", momentum_batch=0)

@@ -58,8 +58,8 @@ class SlowSource:
     [
         ({"optimizer": "rmsprop"}, registry.UnknownOptimizerError, "unknown optimizer 'rmsprop'"),
         ({"optimizer": "sgd"}, ValueError, "optimizer 'sgd' needs lr"),
-        ({"optimizer": "autosgd", "options": {"momentum": 0.1}}, ValueError,
-         "has no option(s) ['momentum']"),
+        ({"optimizer": "autosgd", "options": {"nesterov": True}}, ValueError,
+         "has no option(s) ['nesterov']"),
         ({"optimizer": "sgd:lr=fast"}, ValueError, "lr='fast' is not a valid float"),
         ({"compare": "adam"}, ValueError, "optimizer 'adam' needs lr"),
         ({"compare_options": {"lr": 0.1}}, ValueError, "without a compare optimizer"),

@@ -17,6 +17,7 @@ AUTHORS_AUTOADAM = {
     "ewma": 0.99999,
     "curvature": "paper",
     "trust_ratio": 0.0,
+    "step": "paper",
 }
 
 
@@ -56,8 +57,9 @@ class AutoAdam(AutoOptimizer):
         params: Iterable[Any] | nn.Module,
         *,
         lr: float = 1.0,
-        step: str = "paper",
+        step: str = "decoupled",
         momentum: float = 0.9,
+        momentum_batch: float = 16.0,
         betas: tuple[float, float] = (0.9, 0.99),
         eps: float = 1e-8,
         bias_correction: str = "step",
@@ -78,6 +80,7 @@ class AutoAdam(AutoOptimizer):
             lr=lr,
             step=step,
             momentum=momentum,
+            momentum_batch=momentum_batch,
             betas=tuple(betas),
             eps=eps,
             bias_correction=bias_correction,

@@ -22,25 +22,27 @@ class AutoSGD(AutoOptimizer):
             actually used.
         step: ``"paper"`` (eq. 10: lr ``alpha`` and momentum ``beta`` from the 2x2 solve,
             so the weight on the previous step is ``alpha beta``) or ``"decoupled"`` (a
-            fixed momentum ``mu`` and a gain ``kappa`` adapted along the step taken:
-            docs/decoupled.md).
-        momentum: ``mu``, the decoupled step's weight on the previous step (unused by
-            ``"paper"``).
+            momentum ``mu`` apart from the gain ``kappa``, the gain a line search along the
+            step taken: docs/decoupled.md).
+        momentum: the decoupled step's largest ``mu`` (unused by ``"paper"``).
+        momentum_batch: with ``adapt_momentum``, the decoupled step's ``mu = min(momentum,
+            1 - momentum_batch / N)`` for a batch of ``N``: its memory grows with the batch.
         ewma: the EMA factor ``v`` of eq. (26) smoothing gamma across steps.
         gamma0: warm start of ``gamma1``; the first lr is ``1 - gamma0`` (0.001 by default,
             as in the authors' code) and the EMA pulls it to the estimated optimum.
-        adapt_momentum: False adapts the learning rate only (momentum stays 0).
+        adapt_momentum: False adapts the learning rate only (momentum stays 0; with
+            ``step="decoupled"``, ``mu = momentum`` whatever the batch).
         weight_decay: L2 penalty added to the gradient, as in ``torch.optim.SGD``.
         solver: ``"triangle"`` (minimise eq. 16 over lr, momentum in [0, 1]) or
             ``"authors"`` (the published code's fallback to no momentum).
         max_lr: a cap on the learning rate (1.0 by default; with ``curvature="paper"`` the
             paper's triangle, lr in [0, 1]).
-        curvature: ``"paper"`` (AutoSGD's default, the arena's winner for SGD): the paper's
-            assumption ``H-bar = H-hat`` (for SGD, unit curvature), kept safe by the trust
-            region. ``"measured"``: the Hessian is measured, not assumed, by a
-            Hessian-vector product of the batch loss every ``curvature_every`` steps, and
-            lr = (the paper's lr) / c with ``c`` the measured curvature relative to the
-            preconditioner (docs/curvature.md).
+        curvature: ``"measured"`` (the default): the Hessian is measured, not assumed, by
+            a Hessian-vector product of the batch loss every ``curvature_every`` steps (or
+            the secant, ``curvature_source``): ``c`` is the curvature relative to the
+            preconditioner (docs/curvature.md); the paper's step takes lr = (its lr) / c,
+            the decoupled step a gain in units of ``1 / c``. ``"paper"``: the paper's
+            assumption ``H-bar = H-hat`` (for SGD, unit curvature).
         curvature_source: where ``"measured"`` takes the curvature from: ``"hvp"``, a
             Hessian-vector product of the closure given to ``step()`` (either kind) every
             ``curvature_every`` steps; ``"secant"``, the gradient change along the last
@@ -77,15 +79,16 @@ class AutoSGD(AutoOptimizer):
         params: Iterable[Any] | nn.Module,
         *,
         lr: float = 1.0,
-        step: str = "paper",
+        step: str = "decoupled",
         momentum: float = 0.9,
+        momentum_batch: float = 16.0,
         ewma: float = 0.9,
         gamma0: float = 0.999,
         adapt_momentum: bool = True,
         weight_decay: float = 0.0,
         solver: str = "triangle",
         max_lr: float = 1.0,
-        curvature: str = "paper",
+        curvature: str = "measured",
         curvature_every: int = 10,
         curvature_ewma: float = 0.5,
         curvature_probe: str = "momentum",
@@ -96,6 +99,7 @@ class AutoSGD(AutoOptimizer):
             lr=lr,
             step=step,
             momentum=momentum,
+            momentum_batch=momentum_batch,
             ewma=ewma,
             gamma0=gamma0,
             adapt_momentum=adapt_momentum,

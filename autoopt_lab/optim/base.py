@@ -214,7 +214,7 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
                 state["trust_scale"] = torch.ones((), dtype=torch.float64, device=dev)
             if group.get("step", "paper") == "decoupled":  # kappa, its running terms, ||w_0||^2
                 state["gain"] = torch.zeros((), dtype=torch.float64, device=dev)
-                state["gain_terms"] = torch.zeros(4, dtype=torch.float64, device=dev)
+                state["gain_terms"] = torch.zeros(2, dtype=torch.float64, device=dev)
                 state["momentum"] = torch.zeros((), dtype=torch.float64, device=dev)
                 state["initial_norm"] = p.detach().double().square().sum()
             if group.get("curvature", "paper") == "measured":
@@ -236,6 +236,10 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
                     group, params, states, [st for *_, st in entries], sizes,
                     type(self)._inverse_hessian,
                 )
+            )
+            prepared[-1].samples = torch.tensor(
+                [float(st.batch_size) for *_, st in entries], dtype=torch.float64,
+                device=params[0].device,
             )
         due = self._probe_due()
         if due:

@@ -76,10 +76,9 @@ _AUTO = (("sgd", "SGD", AutoSGD), ("adam", "Adam", AutoAdam), ("adagrad", "AdaGr
 for _base, _display, _cls in _AUTO:
     _auto(
         f"auto{_base}", f"Auto{_display}", _cls, _base,
-        f"AutoOpt on {_display}'s preconditioner, library defaults: "
-        + ("the paper's unit curvature inside a trust region" if _base == "sgd" else
-           "curvature measured by Hessian-vector products")
-        + " (docs/curvature.md)",
+        f"AutoOpt on {_display}'s preconditioner, library defaults: the decoupled step "
+        "(momentum apart from the gain, its memory growing with the batch; the gain a line "
+        "search along the step with the measured curvature; docs/decoupled.md)",
     )
 for _base, _display, _cls in _AUTO:
     _auto(
@@ -87,6 +86,7 @@ for _base, _display, _cls in _AUTO:
         f"AutoOpt on {_display} exactly as the paper writes it: H-bar = H-hat, lr in [0, 1]",
         curvature="paper",
         trust_ratio=0.0,
+        step="paper",
     )
 _auto(
     "autoadam-authors",

@@ -3,9 +3,9 @@
 1. the gain ``kappa`` per tensor along this step's direction (:func:`.decoupled.gain`), with
    the measured curvature, from running means of its terms (``ewma``), ramped in over the
    first steps;
-2. the momentum ``mu``: ``momentum`` times the running share of the batch gradient that is
-   signal (``adapt_momentum=True``; :func:`.decoupled.signal_fraction`), or ``momentum``
-   itself; the estimator ``ghat = (1 - mu) g + mu p``;
+2. the momentum ``mu``: its memory in proportion to the batch (``adapt_momentum=True``;
+   :func:`.decoupled.batch_momentum`), or ``momentum`` itself; the estimator ``ghat =
+   (1 - mu) g + mu p``;
 3. the update ``kappa D ghat``;
 4. the trust region ``||update|| <= trust_ratio max(||w||, ||w_0||)``: it scales the step,
    never the momentum buffer (which is an average of gradients, not of steps);
@@ -36,10 +36,11 @@ def apply_decoupled(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
             else torch.ones(len(params), dtype=torch.float64, device=b.m.device))
     active = ok & (b.m[:, G.AGG] > 0)
     terms_old = torch.stack([s["gain_terms"] for s in states])
-    rho, fraction = DC.signal_fraction(b.m, terms_old[:, 2:], group["ewma"])
-    mu = group["momentum"] * rho if group["adapt_momentum"] else torch.full_like(
-        rho, float(group["momentum"]))
-    terms = torch.cat([DC.running_terms(b.m, mu, terms_old[:, :2], group["ewma"]), fraction], 1)
+    if group["adapt_momentum"]:
+        mu = DC.batch_momentum(b.samples.to(b.m), group["momentum"], group["momentum_batch"])
+    else:
+        mu = torch.full_like(b.m[:, 0], float(group["momentum"]))
+    terms = DC.running_terms(b.m, mu, terms_old, group["ewma"])
     terms = torch.where(active.unsqueeze(-1), terms, terms_old)
     new = DC.gain(terms[:, 0], terms[:, 1], curv) * DC.warmup(b.steps.double(), group["ewma"])
     kappa = torch.where(active, new, torch.stack([s["gain"] for s in states]))

@@ -24,10 +24,11 @@ from .twin import ReferenceAutoOpt
 class ReferenceDecoupled(ReferenceAutoOpt):
     """Float64 ``step="decoupled"`` AutoSGD / AutoAdam / AutoAdaGrad on plain tensors."""
 
-    def __init__(self, params: list[Tensor], *, momentum: float = 0.9, **options) -> None:
+    def __init__(self, params: list[Tensor], *, momentum: float = 0.9,
+                 momentum_batch: float = 16.0, **options) -> None:
         super().__init__(params, **options)
-        self.mu = momentum
-        self.terms = [(0.0, 0.0, 0.0, 0.0) for _ in params]
+        self.mu, self.mu_batch = momentum, momentum_batch
+        self.terms = [(0.0, 0.0) for _ in params]
         self.mus = [0.0 for _ in params]
         self.kappa = [0.0 for _ in params]
         self.initial = [float(p.norm()) for p in self.params]
@@ -56,16 +57,15 @@ class ReferenceDecoupled(ReferenceAutoOpt):
             var = float((centred * d * centred).sum() / (n * (n - 1)))  # eq. (22)
             p = self.prev[k].flatten()
             agg = float(g @ (d * g))
-            s_old, q_old, sig_old, tot_old = self.terms[k]
-            sig, tot = v * sig_old + (1 - v) * (agg - var), v * tot_old + (1 - v) * agg
-            rho = min(max(sig / tot, 0.0), 1.0) if tot > 0 else 0.0  # the signal share
-            mu = self.mu * rho if self.adapt else self.mu
+            s_old, q_old = self.terms[k]
+            # the momentum's memory 1 / (1 - mu) in proportion to the batch
+            mu = min(self.mu, max(0.0, 1 - self.mu_batch / n)) if self.adapt else self.mu
             self.mus[k] = mu
             ghat = (1 - mu) * g + mu * p
             signal = (1 - mu) * (agg - var) + mu * float(g @ (d * p))
             quad = float(ghat @ (d * ghat))
             s_new, q_new = v * s_old + (1 - v) * signal, v * q_old + (1 - v) * quad
-            self.terms[k] = (s_new, q_new, sig, tot)
+            self.terms[k] = (s_new, q_new)
             c = self.c[k] if self.curvature == "measured" else 1.0
             kappa = s_new / (c * q_new) if s_new > 0 and c * q_new > 0 else 0.0
             kappa *= 1 - v ** (self.t[k] + 1)

@@ -55,6 +55,7 @@ def validate(options: dict[str, Any]) -> None:
         "curvature_every": lambda v: isinstance(v, int) and v >= 1,
         "ewma": lambda v: 0.0 <= v < 1.0,
         "momentum": lambda v: 0.0 <= v < 1.0,
+        "momentum_batch": lambda v: v > 0.0,
         "gamma0": lambda v: 0.0 <= v <= 1.0,
         "weight_decay": lambda v: v >= 0.0,
         "eps": lambda v: v > 0.0,
@@ -64,6 +65,7 @@ def validate(options: dict[str, Any]) -> None:
     allowed = {
         "ewma": "a float in [0, 1)",
         "momentum": "a float in [0, 1) (the decoupled step's weight on the previous step)",
+        "momentum_batch": "a float > 0 (the batch size at which the momentum is 0)",
         "gamma0": "a float in [0, 1] (the warm start lr is 1 - gamma0)",
         "weight_decay": "a float >= 0",
         "eps": "a float > 0",
@@ -109,6 +111,7 @@ ADDED_OPTIONS: dict[str, Any] = {
     "curvature_source": "hvp",
     "step": "paper",
     "momentum": 0.9,
+    "momentum_batch": 16.0,
 }
 
 
