@@ -51,7 +51,7 @@ CASES = [  # a batch of 16: momentum_batch=4 gives mu = 0.75, the default 16 giv
     ("adam", {"curvature": "measured", "curvature_every": 3, "trust_ratio": 0.0, "eps": 1e-3,
               "momentum_batch": 4.0}),
     ("adagrad", {"curvature": "measured", "curvature_every": 2, "eps": 1e-3,
-                 "adapt_momentum": False}),
+                 "adapt_momentum": False, "trust_ratio": 0.03}),  # the default region binds
 ]
 
 

@@ -91,14 +91,18 @@ def running_terms(m: Tensor, momentum: float | Tensor, old: Tensor, decay: float
 
     One step's numerator is noisy and often negative at small batches; clipping it at zero
     before averaging would bias the gain upwards (the noise would pass for signal), so the
-    unbiased terms are averaged as they come and the gain is their ratio.
+    unbiased terms are averaged as they come and the gain is their ratio. A running
+    numerator below zero is carried as zero: it is evidence against the directions the
+    momentum has since left (at the first steps, against Adam's first ``D``, built from one
+    mean gradient), and a debt of it held the gain at zero for tens of steps.
 
     >>> m = torch.tensor([[4.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
     >>> running_terms(m, 0.9, torch.zeros(1, 2, dtype=torch.float64), 0.5)
     tensor([[0.1500, 0.0200]], dtype=torch.float64)
     """
     signal, quad = directional_moments(m, momentum)
-    return decay * old + (1 - decay) * torch.stack([signal, quad], -1)
+    kept = torch.stack([old[:, 0].clamp_min(0.0), old[:, 1]], -1)  # no debt carried
+    return decay * kept + (1 - decay) * torch.stack([signal, quad], -1)
 
 
 def warmup(steps: Tensor, decay: float) -> Tensor:

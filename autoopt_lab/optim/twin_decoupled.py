@@ -64,7 +64,8 @@ class ReferenceDecoupled(ReferenceAutoOpt):
             ghat = (1 - mu) * g + mu * p
             signal = (1 - mu) * (agg - var) + mu * float(g @ (d * p))
             quad = float(ghat @ (d * ghat))
-            s_new, q_new = v * s_old + (1 - v) * signal, v * q_old + (1 - v) * quad
+            s_new = v * max(s_old, 0.0) + (1 - v) * signal  # no debt carried
+            q_new = v * q_old + (1 - v) * quad
             self.terms[k] = (s_new, q_new)
             c = self.c[k] if self.curvature == "measured" else 1.0
             kappa = s_new / (c * q_new) if s_new > 0 and c * q_new > 0 else 0.0
