@@ -23,7 +23,7 @@ from .preconditioners import InverseHessian
 from .probe import CurvatureProbe
 from .reporting import HparamReport
 from .step_rule import apply_batch
-from .validation import ADDED_OPTIONS
+from .validation import ADDED_OPTIONS, measures_curvature, takes_decoupled_step
 from .validation import check_state_dict as _check_state_dict
 from .validation import validate as _validate
 
@@ -212,12 +212,12 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
             state["nonfinite_skips"] = torch.zeros((), dtype=torch.int64, device=dev)
             if group["trust_ratio"] > 0:
                 state["trust_scale"] = torch.ones((), dtype=torch.float64, device=dev)
-            if group.get("step", "paper") == "decoupled":  # kappa, its running terms, ||w_0||^2
+            if takes_decoupled_step(group):  # kappa, its running terms, ||w_0||^2
                 state["gain"] = torch.zeros((), dtype=torch.float64, device=dev)
                 state["gain_terms"] = torch.zeros(2, dtype=torch.float64, device=dev)
                 state["momentum"] = torch.zeros((), dtype=torch.float64, device=dev)
                 state["initial_norm"] = p.detach().double().square().sum()
-            if group.get("curvature", "paper") == "measured":
+            if measures_curvature(group):
                 state["curvature"] = torch.ones((), dtype=torch.float64, device=dev)
                 state["curvature_count"] = torch.zeros((), dtype=torch.int64, device=dev)
             state.update(type(self)._init_state(p))
@@ -247,13 +247,13 @@ class AutoOptimizer(CurvatureProbe, HparamReport, torch.optim.Optimizer):
         self._measure_secant(prepared)
         self._keep_directions(prepared)
         for group in self.param_groups:
-            if group.get("curvature", "paper") == "measured":
+            if measures_curvature(group):
                 group["curvature_clock"] = group.get("curvature_clock", 0) + 1
         ok = prepared[0].finite
         for b in prepared[1:]:
             ok = ok & b.finite.to(ok.device)
         for b in prepared:
-            rule = apply_decoupled if b.group.get("step", "paper") == "decoupled" else apply_batch
+            rule = apply_decoupled if takes_decoupled_step(b.group) else apply_batch
             rule(b, ok.to(b.m.device), secant=self._source(b.group) == "secant")
 
     def _index(self, param: Tensor) -> int:

@@ -24,6 +24,7 @@ from . import gamma as G
 from .batch import Batch
 from .closures import closure_products
 from .flat import flatten, segment_dots, segments
+from .validation import measures_curvature
 
 
 class CurvatureProbe:
@@ -34,7 +35,7 @@ class CurvatureProbe:
 
     def _source(self, group: dict) -> str:
         """The curvature source of a group at this step: "hvp", "secant" or "" (paper)."""
-        if group.get("curvature", "paper") != "measured":
+        if not measures_curvature(group):
             return ""
         source = group.get("curvature_source", "hvp")
         if source == "auto":

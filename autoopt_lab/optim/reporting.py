@@ -11,6 +11,7 @@ from torch import Tensor
 from . import curvature as C
 from . import decoupled as DC
 from . import gamma as G
+from .validation import takes_decoupled_step
 
 
 class HparamReport:
@@ -32,7 +33,7 @@ class HparamReport:
             for i, p in enumerate(group["params"]):
                 key = names[i] if names else self._index(p)
                 state = self.state.get(p)
-                if group.get("step", "paper") == "decoupled":
+                if takes_decoupled_step(group):
                     out[key] = _decoupled_hparams(group, state, p)
                     continue
                 if state and "gamma" in state:
@@ -99,7 +100,7 @@ class HparamReport:
             names = group.get("param_names")
             for i in range(len(group["params"])):
                 if (names[i] if names else index) == key:
-                    return group.get("step", "paper") == "decoupled"
+                    return takes_decoupled_step(group)
                 index += 1
         return False
 

@@ -46,9 +46,28 @@ CHOICES: dict[str, dict[str, str]] = {
 }
 
 
+def measures_curvature(group: dict[str, Any]) -> bool:
+    """Whether a param group measures its curvature (``curvature="measured"``).
+
+    >>> measures_curvature({"curvature": "measured"}), measures_curvature({})
+    (True, False)
+    """
+    return group.get("curvature", "paper") == "measured"
+
+
+def takes_decoupled_step(group: dict[str, Any]) -> bool:
+    """Whether a param group takes the decoupled step (``step="decoupled"``; a group saved
+    before the option existed took the paper's).
+
+    >>> takes_decoupled_step({"step": "decoupled"}), takes_decoupled_step({})
+    (True, False)
+    """
+    return group.get("step", "paper") == "decoupled"
+
+
 def validate(options: dict[str, Any]) -> None:
     """Check option values; raise ValueError naming the option and what is allowed."""
-    measured = options.get("curvature", "paper") == "measured"
+    measured = measures_curvature(options)
     checks = {
         "curvature_ewma": lambda v: 0.0 <= v < 1.0,
         "trust_ratio": lambda v: v >= 0.0,
