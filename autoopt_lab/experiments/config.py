@@ -180,12 +180,7 @@ class RunConfig:
     def _normalise_options(self, spec: registry.OptimizerSpec) -> None:
         raw = {k: v for k, v in dict(self.options or {}).items() if v is not None}
         by_name = {o.name: o for o in spec.options}
-        unknown = sorted(set(raw) - set(by_name))
-        if unknown:
-            raise registry.UnknownOptimizerError(
-                f"optimizer {spec.name!r} has no option(s) {unknown}; its options: "
-                f"{', '.join(by_name) or 'none'}"
-            )
+        spec.check_option_names(raw)
         typed = {k: by_name[k].coerce(v, spec.name) for k, v in raw.items()}
         for key in field_options(spec):  # "sgd:lr=0.1" sets the lr field
             if key not in typed:

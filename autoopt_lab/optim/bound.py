@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .registry import MissingPackageError, OptimizerSpec, get
+from .registry import OptimizerSpec, get
 from .spec_strings import parse_spec
 
 
@@ -121,11 +121,7 @@ def build(name: str, model: nn.Module, **options: Any) -> BoundOptimizer:
     """
     key, from_text = parse_spec(name) if ":" in str(name) else (str(name), {})
     spec = get(key)
-    if not spec.available:
-        raise MissingPackageError(
-            f"optimizer {spec.name!r} needs the package {spec.package!r}: "
-            f"pip install '{spec.package}' (or: pip install 'autoopt-lab[peers]')"
-        )
+    spec.require_available()
     resolved = spec.resolve({**from_text, **options})
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:

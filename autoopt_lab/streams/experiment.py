@@ -138,11 +138,7 @@ def run_scenario(scenario: Scenario, optimizers: str | Sequence[str | Entry], *,
     dev = resolve_device(device)
     check_size(scenario, max_steps=max_steps, max_batch=max_batch)
     for name, _ in entries:
-        spec = registry.get(name)
-        if not spec.available:
-            raise registry.MissingPackageError(
-                f"optimizer {name!r} needs the package {spec.package!r}: pip install "
-                f"'{spec.package}' (or: pip install 'autoopt-lab[peers]')")
+        registry.get(name).require_available()
     if data is None:
         from autoopt_lab.data import load_arrays
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from autoopt_lab.devices import resolve_device
 from autoopt_lab.health import AT_CHANCE, flag_words
-from autoopt_lab.optim import registry
 from autoopt_lab.workbench.choices import data_status, find
 from autoopt_lab.workbench.settings import NO_SHIFT, WorkbenchSettings
 from autoopt_lab.workbench.sources import StepRecord
@@ -129,11 +128,7 @@ def build_sources(settings: WorkbenchSettings) -> dict[str, StreamSource]:
     device = resolve_device(settings.device)
     lanes = settings.lanes()
     for lane in lanes.values():
-        if not lane.spec.available:
-            raise registry.MissingPackageError(
-                f"optimizer {lane.name!r} needs the package {lane.spec.package!r}: "
-                f"pip install '{lane.spec.package}'"
-            )
+        lane.spec.require_available()
     scenario = scenario_for(settings)
     data = load_data(scenario.dataset)
     sources: dict[str, StreamSource] = {}
