@@ -9,30 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from twin_checks import defaults_to, step_beside_twin
 
 import autoopt_lab
 from autoopt_lab.optim import registry
 from autoopt_lab.optim.twin import ReferenceAutoOpt
-from autoopt_lab.stats.loop import loop_per_sample_grads
 
-
-def _paper(cls):
-    """The class with ``curvature="paper"`` as its default: this module tests the paper's
-    method as written (tests/test_optim_curvature.py covers ``curvature="measured"``)."""
-
-    class Paper(cls):
-        def __init__(self, params, **options):
-            options.setdefault("curvature", "paper")
-            options.setdefault("trust_ratio", 0.0)
-            options.setdefault("step", "paper")
-            super().__init__(params, **options)
-
-    Paper.__name__ = Paper.__qualname__ = cls.__name__
-    return Paper
-
-
-AutoSGD, AutoAdam, AutoAdaGrad = (
-    _paper(c) for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
+AutoSGD, AutoAdam, AutoAdaGrad = (  # this module tests the paper's method as written
+    defaults_to(c, curvature="paper", trust_ratio=0.0, step="paper")
+    for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
 )
 
 
@@ -63,20 +48,7 @@ def test_fast_optimizer_matches_reference_twin_step_by_step(cls, kind, opts):
     model = _small_model().double()
     ref = ReferenceAutoOpt(list(model.parameters()), kind=kind, **opts)
     opt = cls(model.named_parameters(), **opts)
-    gen = torch.Generator().manual_seed(1)
-    bound = False
-    with autoopt_lab.track(model):
-        for _ in range(8):
-            x = torch.randn(16, 1, 6, 6, generator=gen, dtype=torch.float64)
-            y = torch.randint(0, 5, (16,), generator=gen)
-            per_sample = loop_per_sample_grads(model, F.nll_loss, x, y)
-            ref.step([per_sample[n] for n, _ in model.named_parameters()])
-            opt.zero_grad()
-            F.nll_loss(model(x), y).backward()
-            opt.step()
-            bound |= any(s < 1.0 for s in ref.trust_scale)
-            for p, q in zip(model.parameters(), ref.params, strict=True):
-                torch.testing.assert_close(p.detach(), q, rtol=1e-9, atol=1e-11)
+    bound = step_beside_twin(model, opt, ref, 8)
     assert bound == bool(opts.get("trust_ratio"))  # a trust region here is active, not idle
     hp = opt.hparams()
     for (name, _), (lr, mom) in zip(model.named_parameters(), ref.hparams(), strict=True):

@@ -12,31 +12,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from twin_checks import defaults_to, func_hvp, step_beside_twin
 
 import autoopt_lab
 from autoopt_lab.optim.curvature import ClosureError
 from autoopt_lab.optim.twin import ReferenceAutoOpt
 from autoopt_lab.stats import functional_backward
-from autoopt_lab.stats.loop import loop_per_sample_grads
 
-
-def _paper_step(cls):
-    """The class with the paper's step (eq. 10) as its default: this module tests the measured
-    curvature under the paper's parametrisation (tests/test_optim_decoupled.py covers the
-    decoupled step, the library default)."""
-
-    class Paper(cls):
-        def __init__(self, params, **options):
-            options.setdefault("step", "paper")
-            super().__init__(params, **options)
-
-    Paper.__name__ = Paper.__qualname__ = cls.__name__
-    return Paper
-
-
+# this module tests the measured curvature under the paper's step (eq. 10);
+# tests/test_optim_decoupled.py covers the decoupled step, the library default
 AutoSGD, AutoAdam, AutoAdaGrad = (
-    _paper_step(c) for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
+    defaults_to(c, step="paper")
+    for c in (autoopt_lab.AutoSGD, autoopt_lab.AutoAdam, autoopt_lab.AutoAdaGrad)
 )
 
 
@@ -46,20 +33,7 @@ def _model() -> nn.Module:
     )
 
 
-def _func_hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """``vectors -> H v`` of the batch NLL by forward-over-reverse ``torch.func`` (jvp of grad)."""
-    names = [n for n, _ in model.named_parameters()]
-
-    def loss(params):
-        return F.nll_loss(functional_call(model, params, (x,)), y)
-
-    def hvp(vectors):
-        params = {n: p.detach() for n, p in model.named_parameters()}
-        tangents = dict(zip(names, vectors, strict=True))
-        _, out = jvp(grad(loss), (params,), (tangents,))
-        return [out[n] for n in names]
-
-    return hvp
+_func_hvp = func_hvp
 
 
 CASES = [
@@ -83,18 +57,7 @@ def test_measured_matches_reference_twin_step_by_step(cls, kind, opts):
     opts = {"trust_ratio": 0.03, **opts}  # the class default, given to the twin explicitly
     ref = ReferenceAutoOpt(list(model.parameters()), kind=kind, curvature="measured", **opts)
     opt = cls(model.named_parameters(), curvature="measured", **opts)
-    gen = torch.Generator().manual_seed(1)
-    with autoopt_lab.track(model):
-        for _ in range(9):
-            x = torch.randn(16, 1, 6, 6, generator=gen, dtype=torch.float64)
-            y = torch.randint(0, 5, (16,), generator=gen)
-            per_sample = loop_per_sample_grads(model, F.nll_loss, x, y)
-            ref.step([per_sample[n] for n, _ in model.named_parameters()], _func_hvp(model, x, y))
-            opt.zero_grad()
-            F.nll_loss(model(x), y).backward()
-            opt.step(lambda x=x, y=y: F.nll_loss(model(x), y))
-            for p, q in zip(model.parameters(), ref.params, strict=True):
-                torch.testing.assert_close(p.detach(), q, rtol=1e-9, atol=1e-11)
+    step_beside_twin(model, opt, ref, 9, hvp=True, closure=True)
     hp = opt.hparams()
     for (name, _), (lr, mom) in zip(model.named_parameters(), ref.hparams(), strict=True):
         assert hp[name]["lr"] == pytest.approx(lr, rel=1e-9)

@@ -8,37 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from twin_checks import small_cnn, step_beside_twin
 
 import autoopt_lab
 from autoopt_lab.optim import decoupled as DC
 from autoopt_lab.optim.twin_decoupled import ReferenceDecoupled
-from autoopt_lab.stats.loop import loop_per_sample_grads
 
 CLASSES = {"sgd": autoopt_lab.AutoSGD, "adam": autoopt_lab.AutoAdam,
            "adagrad": autoopt_lab.AutoAdaGrad}
-
-
-def _small_model():
-    return nn.Sequential(
-        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5), nn.LogSoftmax(1)
-    )
-
-
-def _func_hvp(model, x, y):
-    """``vectors -> H v`` of the batch NLL by forward-over-reverse ``torch.func``."""
-    names = [n for n, _ in model.named_parameters()]
-    params = {n: p.detach() for n, p in model.named_parameters()}
-
-    def loss(ps):
-        return F.nll_loss(functional_call(model, ps, (x,)), y)
-
-    def hvp(vectors):
-        tangents = dict(zip(names, vectors, strict=True))
-        _, out = jvp(grad(loss), (params,), (tangents,))
-        return [out[n] for n in names]
-
-    return hvp
 
 
 CASES = [  # a batch of 16: momentum_batch=4 gives mu = 0.75, the default 16 gives mu = 0
@@ -58,24 +35,10 @@ CASES = [  # a batch of 16: momentum_batch=4 gives mu = 0.75, the default 16 giv
 @pytest.mark.parametrize("kind,opts", CASES)
 def test_fast_decoupled_step_matches_its_float64_twin(kind, opts):
     torch.manual_seed(0)
-    model = _small_model().double()
+    model = small_cnn().double()
     ref = ReferenceDecoupled(list(model.parameters()), kind=kind, **opts)
     opt = CLASSES[kind](model.named_parameters(), step="decoupled", **opts)
-    gen = torch.Generator().manual_seed(1)
-    bound = False
-    with autoopt_lab.track(model):
-        for _ in range(8):
-            x = torch.randn(16, 1, 6, 6, generator=gen, dtype=torch.float64)
-            y = torch.randint(0, 5, (16,), generator=gen)
-            per_sample = loop_per_sample_grads(model, F.nll_loss, x, y)
-            ref.step([per_sample[n] for n, _ in model.named_parameters()],
-                     _func_hvp(model, x, y))
-            opt.zero_grad()
-            F.nll_loss(model(x), y).backward()
-            opt.step(lambda x=x, y=y: F.nll_loss(model(x), y))
-            bound |= any(s < 1.0 for s in ref.trust_scale)
-            for p, q in zip(model.parameters(), ref.params, strict=True):
-                torch.testing.assert_close(p.detach(), q, rtol=1e-8, atol=1e-10)
+    bound = step_beside_twin(model, opt, ref, 8, hvp=True, closure=True, rtol=1e-8, atol=1e-10)
     assert bound == bool(opts.get("trust_ratio"))
     hp = opt.hparams()
     for (name, _), (lr, mom) in zip(model.named_parameters(), ref.hparams(), strict=True):
