@@ -62,14 +62,15 @@ def apply_decoupled(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     _commit_counters(b, kappa, terms, mu, active, ok)
 
 
-def _trust_scale(b: Batch, update: Tensor, active: Tensor) -> Tensor:
-    """The trust region's factor per tensor for ``update`` (already ``kappa D ghat``), kept
-    in the state for the active tensors."""
+def _trust_scale(b: Batch, update: Tensor, factor: Tensor, active: Tensor) -> Tensor:
+    """The trust region's factor per tensor for the step ``factor D ghat`` (``update`` is
+    ``D ghat``: ``||kappa u|| = kappa ||u||``, so the vector is scaled once, afterwards),
+    kept in the state for the active tensors."""
     states = b.states
     limit = DC.trust_limit(sq_norms([p.detach() for p in b.params]),
                            torch.stack([s["initial_norm"] for s in states]),
                            b.group["trust_ratio"])
-    norm = sq_norms(segments(update, b.sizes)).sqrt()
+    norm = sq_norms(segments(update, b.sizes)).sqrt() * factor
     scale = torch.where(norm > limit, limit / norm.clamp_min(1e-300), torch.ones_like(norm))
     old_scale = torch.stack([s["trust_scale"] for s in states])
     torch._foreach_copy_([s["trust_scale"] for s in states],
@@ -85,13 +86,9 @@ def _step_general(b: Batch, ok: Tensor, ca: Tensor, cb: Tensor, factor: Tensor, 
     ghat = combine_segments(b.flat, ca, b.prev, cb, sizes)
     update = ghat.clone() if b.inv_h is None else b.inv_h * ghat
     if group["trust_ratio"] > 0:
-        mul_segments_(update, factor, sizes)
-        scale = _trust_scale(b, update, active)
-        factor = factor * scale
-        mul_segments_(update, scale * lr, sizes)
-    else:
-        mul_segments_(update, factor * lr, sizes)
+        factor = factor * _trust_scale(b, update, factor, active)
     factor = factor * lr
+    mul_segments_(update, factor, sizes)
     update = torch.where(ok, update, torch.zeros((), dtype=update.dtype, device=update.device))
     ghat = torch.where(ok, ghat, b.prev)
     if secant:
@@ -109,7 +106,7 @@ def _step_general(b: Batch, ok: Tensor, ca: Tensor, cb: Tensor, factor: Tensor, 
 def _step_in_place(b: Batch, ca: Tensor, cb: Tensor, factor: Tensor, mu: Tensor,
                    active: Tensor, secant: bool) -> None:
     """Steps 2-6 of an accepted step, written into the flat state: the operations of
-    :func:`_step_general` in its order (a multiplication by 1 left out: ``x * 1`` is ``x``)."""
+    :func:`_step_general` in its order."""
     group, sizes = b.group, b.sizes
     lr = group.get("lr", 1.0)
     ghat = estimator_(b, ca, cb)  # over the momentum buffer: it holds ghat, unscaled
@@ -119,14 +116,9 @@ def _step_in_place(b: Batch, ca: Tensor, cb: Tensor, factor: Tensor, mu: Tensor,
                 s["secant"] = torch.zeros(5, dtype=torch.float64, device=ghat.device)
     update = update_into(b, ghat, keep=secant)  # in last_update, or over the gradient's copy
     if group["trust_ratio"] > 0:
-        _scale_(update, factor, sizes)
-        scale = _trust_scale(b, update, active)
-        factor = factor * scale
-        values = scale * lr
-        _scale_(update, values, sizes, [k for k, v in enumerate((values != 1).tolist()) if v])
-    else:
-        _scale_(update, factor * lr, sizes)
+        factor = factor * _trust_scale(b, update, factor, active)
     factor = factor * lr
+    _scale_(update, factor, sizes)
     if secant:
         _remember(b, update, ghat, factor * (1 - mu), factor, active, stored=True)
     commit_(b, update, active, bool(active.all()))
