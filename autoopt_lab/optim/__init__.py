@@ -1,5 +1,8 @@
-"""The AutoOpt optimizers: AutoSGD, AutoAdam, AutoAdaGrad."""
+"""The AutoOpt optimizers: AutoSGD, AutoAdam, AutoAdaGrad; and the registry of every optimizer
+the project trains with (the built-in ones register when this package is imported, through
+:mod:`.catalogue`: the registry itself imports no optimizer)."""
 
+from . import catalogue  # noqa: F401  (registers the built-in optimizers)
 from .autoadagrad import AutoAdaGrad
 from .autoadam import AUTHORS_AUTOADAM, AutoAdam
 from .autosgd import AutoSGD

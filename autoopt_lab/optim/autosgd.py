@@ -68,7 +68,7 @@ class AutoSGD(AutoOptimizer):
         ...         F.cross_entropy(model(x), y).backward()
         ...         opt.step(lambda: F.cross_entropy(model(x), y))  # the loss, no backward
         >>> sorted(opt.hparams()["weight"])
-        ['lr', 'momentum']
+        ['effective_momentum', 'gain', 'lr', 'momentum']
     """
 
     _init_state = staticmethod(P.sgd_init)

@@ -278,7 +278,6 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> OptimizerSpec:
     """The spec registered as ``name`` (case-insensitive), or a clear error listing names."""
-    _ensure_builtins()
     key = str(name).strip().lower()
     if key not in _REGISTRY:
         raise UnknownOptimizerError(
@@ -298,7 +297,6 @@ def names(
     >>> names("tuned")
     ['sgd', 'adam', 'adagrad']
     """
-    _ensure_builtins()
     families = (family,) if isinstance(family, str) else family
     out = []
     for spec in _REGISTRY.values():
@@ -381,16 +379,6 @@ def options_from_signature(cls: type, *, skip: Sequence[str] = ("params",)) -> t
             minimum = 0.0
         out.append(Option(p.name, default, kind, minimum=minimum))
     return tuple(out)
-
-
-_LOADED = False
-
-
-def _ensure_builtins() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from . import catalogue  # noqa: F401  (registers the built-in optimizers)
 
 
 #: Names this module used to re-export; they live in :mod:`.bound` and :mod:`.spec_strings`

@@ -66,8 +66,8 @@ class HparamReport:
 
         >>> import torch, autoopt_lab
         >>> opt = autoopt_lab.AutoSGD(torch.nn.Linear(2, 1).named_parameters())
-        >>> opt.hparams()["weight"]
-        {'lr': 0.0010000000000000009, 'momentum': 0.0}
+        >>> opt.hparams()["weight"]  # no step yet
+        {'lr': 0.0, 'momentum': 0.0, 'effective_momentum': 0.0, 'gain': 0.0}
         """
         tensors = self.hparam_tensors()
         if not tensors:
