@@ -1,8 +1,9 @@
 """A small sweep through a local Ray instance, into the usual store, and its resume.
 
-Marked slow: starting Ray takes 10-60 s on a busy 2-core machine. On an overloaded machine the
-raylet may give up waiting for its dashboard agent (a hard-coded 15 s port-file timeout,
-ray-project/ray#65983); the fixture retries, then skips with the reason.
+Part of CI (issue 20: ray installs with the test extra): starting Ray takes 10-60 s on a busy
+2-core machine, about a minute for the module. On an overloaded machine the raylet may give up
+waiting for its dashboard agent (a hard-coded 15 s port-file timeout, ray-project/ray#65983);
+the fixture retries, then skips with the reason.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ ray = pytest.importorskip("ray")
 from autoopt_lab.experiments.ray_executor import RayExecutor  # noqa: E402
 
 TINY = dict(epochs=1, device="cpu", max_train_samples=128, max_test_samples=64, batch_size=32)
-
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
