@@ -61,7 +61,7 @@ def test_tiny_arena_end_to_end_and_resume(tmp_path):
     assert set(table["contender"]) == {"sgd", "adam", "adagrad", "autosgd", "autoadam-paper", "sf-sgd"}
     assert {"lr_min", "lr_max", "lr_moves", "test_std"} <= set(table.columns)
     auto = table[table["contender"] == "autosgd"].iloc[0]
-    assert auto["lr_max"] > auto["lr_min"] > 0  # the adapted lr moved
+    assert auto["lr_max"] > auto["lr_min"] >= 0  # the adapted lr moved (0: no signal yet)
     assert [t["optimizer"] for t in result.targets] == ["autosgd"]
     summary = json.loads((tmp_path / "arena.json").read_text())
     assert summary["runs_finished"] == 6 and summary["plan"]["dataset"] == "fashion-mnist"

@@ -33,13 +33,14 @@ from .batch import Batch
 from .flat import combine_segments, mul_segments_, segment_dots, segments, sq_norms, unflatten
 from .step_in_place import _scale_, commit_, estimator_, in_place_ready, update_into
 from .step_rule import _publish_weights
+from .validation import measures_curvature
 
 
 def apply_decoupled(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     """Steps 1-6 for one batch; ``ok`` is False when any batch of the step was non-finite."""
     group, states = b.group, b.states
     b.m = torch.where(torch.isfinite(b.m), b.m, torch.zeros_like(b.m))
-    measured = group.get("curvature", "paper") == "measured"
+    measured = measures_curvature(group)
     curv = (torch.stack([s["curvature"] for s in states]) if measured
             else torch.ones(len(states), dtype=torch.float64, device=b.m.device))
     active = ok & (b.m[:, G.AGG] > 0)

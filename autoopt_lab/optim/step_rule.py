@@ -25,6 +25,7 @@ from . import gamma as G
 from .batch import Batch
 from .flat import mul_segments_, segment_dots, unflatten
 from .step_in_place import apply_in_place, in_place_ready
+from .validation import measures_curvature
 
 
 def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -33,7 +34,7 @@ def _solve(b: Batch, ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     group, states, m = b.group, b.states, b.m
     momentum = (b.steps > 0) & bool(group["adapt_momentum"])
     solve = G.solve_gamma_authors if group["solver"] == "authors" else G.solve_gamma
-    measured = group.get("curvature", "paper") == "measured"
+    measured = measures_curvature(group)
     if measured:  # H-bar = c H-hat: the paper's problem in units of the measured Newton step
         curv = torch.stack([s["curvature"] for s in states])
         gamma_o = solve(m, momentum, max_lr=(curv * group["max_lr"]).clamp(max=1.0))
