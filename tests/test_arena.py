@@ -38,6 +38,15 @@ def test_a_contender_listed_twice_is_refused():
         get_preset("quick", auto=("autosgd", "autosgd")).contenders()
 
 
+def test_the_tuned_grids_can_be_left_out_or_chosen():
+    plan = get_preset("full", tuned=(), peers=(), auto=("autosgd", "autoadam"))
+    assert [c.key for c in plan.contenders()] == ["autosgd", "autoadam"]
+    assert len(plan.configs()) == 2 * 3 * 5
+    assert [c.key for c in get_preset("full", tuned=("adam",)).contenders() if c.is_grid] == ["adam"]
+    with pytest.raises(ValueError, match="'prodigy' is not a tuned optimizer"):
+        get_preset("full", tuned=("prodigy",)).contenders()
+
+
 def test_a_grid_reports_its_best_setting_per_batch_size():
     import pandas as pd
 
@@ -79,6 +88,7 @@ def test_tiny_arena_end_to_end_and_resume(tmp_path):
     [
         (["--quick", "--auto", "autosgd:foo=1"], 2, "has no option(s) ['foo']"),
         (["--quick", "--peers", "adamw9"], 2, "unknown optimizer 'adamw9'"),
+        (["--quick", "--tuned", "autosgd"], 2, "'autosgd' is not a tuned optimizer"),
         (["--quick", "--batch-sizes", "1"], 2, "--batch-sizes must be >= 2"),
         (["--quick", "--device", "cuda:9"], 2, "cuda:9"),
     ],
@@ -96,6 +106,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, code, message):
 def test_cli_dry_run_counts_runs(tmp_path, capsys):
     assert cli(["arena", "--out", str(tmp_path), "--dry-run"]) == 0
     assert "420 runs in the arena" in capsys.readouterr().out
+    argv = ["arena", "--out", str(tmp_path), "--dry-run", "--tuned", "none", "--peers", "none",
+            "--auto", "autosgd,autoadam,autoadagrad", "--batch-sizes", "128"]
+    assert cli(argv) == 0
+    assert "15 runs in the arena (3 contenders)" in capsys.readouterr().out
 
 
 @pytest.mark.notebook

@@ -61,7 +61,9 @@ def test_widgets_start_and_stop_while_training(tmp_path):
             main, other = app.optimizer_panel, app.compare_panel
             other.menu.value = "autosgd"
             main.menu.value = "sgd"
-            assert "momentum" in main.fields and "momentum" not in other.fields, "SGD's panel"
+            assert "momentum" in main.fields and "trust_ratio" not in main.fields, "SGD's panel"
+            assert "trust_ratio" in other.fields, "AutoSGD's panel"
+            assert main.fields["momentum"] is not other.fields["momentum"], "each panel has its own momentum"
             assert main.fields["lr"] is not other.fields["lr"], "each panel has its own lr"
             main.fields["lr"].value = "0.05"
             main.fields["momentum"].value = "0.5"

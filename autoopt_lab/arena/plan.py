@@ -25,15 +25,16 @@ from autoopt_lab import sizes
 from autoopt_lab.experiments import RunConfig
 from autoopt_lab.optim import Choice, registry
 
-#: Auto variants in every arena: the library defaults (AutoSGD: the paper's curvature inside
-#: the trust region; AutoAdam, AutoAdaGrad: measured curvature inside it), AutoSGD with
-#: measured curvature, the paper's method as written, the authors' published AutoAdam, and
-#: the paper's AutoSGD with the lr cap that stabilises it (max_lr=0.3, docs/method.md).
+#: Auto variants in every arena: the library defaults (the decoupled step with measured
+#: curvature inside the trust region, docs/decoupled.md), AutoSGD's default before it (the
+#: paper's step and curvature inside the trust region), the paper's method as written, the
+#: authors' published AutoAdam, and the paper's AutoSGD with the lr cap that stabilises it
+#: (max_lr=0.3, docs/method.md).
 AUTO_VARIANTS: tuple[str, ...] = (
     "autosgd",
     "autoadam",
     "autoadagrad",
-    "autosgd:curvature=measured",
+    "autosgd:step=paper:curvature=paper",
     "autosgd-paper",
     "autoadam-paper",
     "autoadagrad-paper",
@@ -88,7 +89,9 @@ def _single(text: str) -> Contender:
 
 @dataclass(frozen=True)
 class ArenaPlan:
-    """The arena's runs. ``peers=None`` means every installed tuning-free peer."""
+    """The arena's runs. ``peers=None`` means every installed tuning-free peer, ``tuned=None``
+    every registered tuned optimizer's grid (``()``: none, to add contenders to a table whose
+    grids were run before)."""
 
     name: str = "full"
     description: str = ""
@@ -102,12 +105,18 @@ class ArenaPlan:
     momenta: tuple[float, ...] = MOMENTA
     auto: tuple[str, ...] = AUTO_VARIANTS
     peers: tuple[str, ...] | None = None
+    tuned: tuple[str, ...] | None = None
     device: str = "auto"
     extra: tuple[str, ...] = field(default=())
 
     def contenders(self) -> list[Contender]:
         """Tuned grids first, then the Auto variants, the peers and any extra spec strings."""
-        out = [_tuned(name, self.tuned_settings(name)) for name in registry.names("tuned")]
+        tuned = self.tuned if self.tuned is not None else tuple(registry.names("tuned"))
+        for name in tuned:
+            if registry.get(name).family != "tuned":
+                raise ValueError(f"{name!r} is not a tuned optimizer; tuned ones: "
+                                 + ", ".join(registry.names("tuned")))
+        out = [_tuned(name, self.tuned_settings(name)) for name in tuned]
         peers = self.peers if self.peers is not None else tuple(
             registry.names("peer", available=True)
         )
@@ -201,7 +210,7 @@ def get_preset(name: str | ArenaPlan, **overrides: Any) -> ArenaPlan:
         overrides["lr_grid"] = grid
     if "sgd_momenta" in overrides:
         overrides["momenta"] = overrides.pop("sgd_momenta")
-    for key in ("batch_sizes", "seeds", "auto", "peers", "extra", "momenta"):
+    for key in ("batch_sizes", "seeds", "auto", "peers", "tuned", "extra", "momenta"):
         if key in overrides:
             value = overrides[key]
             if isinstance(value, str):

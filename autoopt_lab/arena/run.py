@@ -67,7 +67,8 @@ def check_targets(table: pd.DataFrame, gap: pd.DataFrame) -> list[dict[str, Any]
                 "best_peer": getattr(rec, "best_peer", None),
                 "diverged": div,
                 "lr_moves": moves,
-                "within_tuned": bool(to_tuned <= TARGET_GAP_PTS),
+                "within_tuned": bool(to_tuned <= TARGET_GAP_PTS) if not math.isnan(to_tuned)
+                else None,
                 "within_peer": bool(to_peer <= TARGET_GAP_PTS) if not math.isnan(to_peer) else None,
             }
         )

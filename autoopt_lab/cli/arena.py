@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--peers", default=None,
                    help="comma list of tuning-free peers, or 'none'; default: every installed "
                    "one (" + ", ".join(registry.names("peer")) + ")")
+    p.add_argument("--tuned", default=None,
+                   help="comma list of tuned grids, or 'none' (to add contenders beside grids "
+                   "run before); default: every one (" + ", ".join(registry.names("tuned")) + ")")
     p.add_argument("--extra", default=None, help="more contenders, as spec strings")
     p.add_argument("--store", default=None, help="SQLite results file (default OUT/arena.sqlite)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
@@ -93,6 +96,7 @@ def _plan(args: argparse.Namespace):
         max_test_samples=args.max_test_samples,
         auto=specs(args.auto),
         peers=specs(args.peers),
+        tuned=specs(args.tuned),
         extra=specs(args.extra),
         device=args.device,
     )
@@ -135,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"arena {plan.name}: {plan.description or ''}")
     print((out / "arena_table.md").read_text())
     for t in result.targets:
-        tuned = "yes" if t["within_tuned"] else "no"
+        tuned = "n/a" if t["within_tuned"] is None else ("yes" if t["within_tuned"] else "no")
         peer = "n/a" if t["within_peer"] is None else ("yes" if t["within_peer"] else "no")
         gp = t["gap_to_best_peer"]
         print(f"target {t['optimizer']:<12} N={t['batch_size']:<4} gap to tuned "
