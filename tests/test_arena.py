@@ -62,6 +62,26 @@ def test_a_grid_reports_its_best_setting_per_batch_size():
     assert table["setting"].tolist() == ["lr=0.01"] and table["test_mean"].tolist() == [16.0]
 
 
+def test_an_lr_between_zero_and_a_value_moves():
+    import pandas as pd
+
+    from autoopt_lab.arena.table import hparam_ranges
+
+    traces = {
+        "still": pd.DataFrame({"lr/a": [0.1] * 8, "momentum/a": [0.9] * 8}),
+        "zero-and-back": pd.DataFrame({"lr/a": [0.1, 0.2, 0.0, 0.3, 0.0, 0.2, 0.0, 0.1]}),
+        "never": pd.DataFrame({"lr/a": [0.0] * 8}),
+    }
+
+    class Store:
+        def trace(self, run_id):
+            return traces[run_id]
+
+    runs = pd.DataFrame({"run_id": list(traces)})
+    got = hparam_ranges(Store(), runs).set_index("run_id")["lr_moves"].to_dict()
+    assert got == {"still": False, "zero-and-back": True, "never": False}
+
+
 def test_tiny_arena_end_to_end_and_resume(tmp_path):
     plan = get_preset("quick", **TINY)
     result = run_arena(plan, tmp_path, workers=1, timing=False, progress=False)

@@ -99,7 +99,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def hparam_ranges(store: ResultsStore, runs: pd.DataFrame) -> pd.DataFrame:
     """Per run: the lr and momentum range over tensors and steps, and whether the lr still
-    moves in the second half of training (any tensor's max/min over it above 1.05)."""
+    moves in the second half of training (any tensor's max over it above 1.05x its min,
+    a min of 0 included)."""
     out = []
     for rec in runs.itertuples():
         try:
@@ -112,8 +113,8 @@ def hparam_ranges(store: ResultsStore, runs: pd.DataFrame) -> pd.DataFrame:
             continue
         half = lrs.iloc[len(lrs) // 2 :]
         lo, hi = half.min(), half.max()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            moving = bool(((hi / lo.where(lo > 0)) > 1.05).any())
+        # a tensor whose lr goes between 0 (no signal, the decoupled gain) and a value moves
+        moving = bool(((hi > 1.05 * lo) & (hi > 0)).any())
         out.append(
             {
                 "run_id": rec.run_id,

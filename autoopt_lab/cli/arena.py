@@ -142,8 +142,9 @@ def main(args: argparse.Namespace) -> int:
         tuned = "n/a" if t["within_tuned"] is None else ("yes" if t["within_tuned"] else "no")
         peer = "n/a" if t["within_peer"] is None else ("yes" if t["within_peer"] else "no")
         gp = t["gap_to_best_peer"]
+        gt = t["gap_to_tuned"]
         print(f"target {t['optimizer']:<12} N={t['batch_size']:<4} gap to tuned "
-              f"{t['gap_to_tuned']:+.2f} pt (within 0.5: {tuned}), to best peer "
+              f"{'n/a' if math.isnan(gt) else f'{gt:+.2f}'} pt (within 0.5: {tuned}), to best peer "
               f"{'n/a' if math.isnan(gp) else f'{gp:+.2f}'} pt (within 0.5: {peer}), "
               f"diverged {t['diverged']}, lr moves {t['lr_moves']}")
     print(json.dumps({"table": str(out / "arena_table.md"), "figure": str(out / "arena.png"),
