@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from twin_checks import small_cnn, step_beside_twin
+from twin_checks import plain_loop, small_cnn, step_beside_twin
 
 import autoopt_lab
 from autoopt_lab.optim import decoupled as DC
@@ -127,26 +127,20 @@ def test_decoupled_state_dict_resume_continues_exactly(kind):
         return [(torch.randn(12, 4, generator=gen), torch.randint(0, 3, (12,), generator=gen))
                 for _ in range(6)]
 
-    def run(model, opt, data):
-        for x, y in data:
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-
     torch.manual_seed(0)
     a = nn.Linear(4, 3)
     b = nn.Linear(4, 3)
     b.load_state_dict(a.state_dict())
     opt_a = CLASSES[kind](a, step="decoupled", curvature="measured")
     data = batches()
-    run(a, opt_a, data)
+    plain_loop(a, opt_a, data)
     opt_b = CLASSES[kind](b, step="decoupled", curvature="measured")
-    run(b, opt_b, data[:3])
+    plain_loop(b, opt_b, data[:3])
     saved = opt_b.state_dict()
     opt_b.close()
     opt_c = CLASSES[kind](b, step="decoupled", curvature="measured")
     opt_c.load_state_dict(saved)
-    run(b, opt_c, data[3:])
+    plain_loop(b, opt_c, data[3:])
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from twin_checks import plain_loop
 
 import autoopt_lab
 from autoopt_lab import AutoAdaGrad, AutoAdam, AutoSGD
@@ -327,25 +328,19 @@ def test_plain_loop_resume_is_bit_for_bit():
     saved and resumed continues exactly as the straight run."""
     data = _data(8)
 
-    def train(model, opt, batches):
-        for x, y in batches:
-            opt.zero_grad()
-            F.nll_loss(model(x), y).backward()
-            opt.step()
-
     torch.manual_seed(0)
     straight = _model()
-    train(straight, AutoAdam(straight), data)
+    plain_loop(straight, AutoAdam(straight), data, F.nll_loss)
     torch.manual_seed(0)
     first = _model()
     opt = AutoAdam(first)
-    train(first, opt, data[:4])
+    plain_loop(first, opt, data[:4], F.nll_loss)
     assert all("last_update" in s and s["secant"].dtype == torch.float64
                for s in opt.state.values())
     resumed = _model()
     resumed.load_state_dict(first.state_dict())
     opt2 = AutoAdam(resumed)
     opt2.load_state_dict(opt.state_dict())
-    train(resumed, opt2, data[4:])
+    plain_loop(resumed, opt2, data[4:], F.nll_loss)
     assert all(torch.equal(p, q) for p, q in zip(straight.parameters(), resumed.parameters(),
                                                   strict=True))

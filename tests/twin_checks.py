@@ -70,3 +70,11 @@ def step_beside_twin(
             for p, q in zip(model.parameters(), ref.params, strict=True):
                 torch.testing.assert_close(p.detach(), q, rtol=rtol, atol=atol)
     return bound
+
+
+def plain_loop(model: nn.Module, opt, batches, loss_fn: Callable = F.cross_entropy) -> None:
+    """``zero_grad(); loss.backward(); step()`` over ``(x, y)`` batches (the plain loop)."""
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()

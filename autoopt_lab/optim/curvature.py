@@ -203,3 +203,17 @@ def trust_scale(
     limit = ratio * nw.sqrt()
     limited = (nu > limit * limit) & (nw > 0)
     return torch.where(limited, limit / nu.sqrt().clamp_min(1e-300), torch.ones_like(nu))
+
+
+def keep_trust_scale(states: Sequence[dict], scale: Tensor, active: Tensor) -> None:
+    """Store each active tensor's trust-region factor in its ``trust_scale`` state (the others
+    keep theirs), without a host sync.
+
+    >>> states = [{"trust_scale": torch.ones((), dtype=torch.float64)} for _ in range(2)]
+    >>> keep_trust_scale(states, torch.tensor([0.5, 0.25], dtype=torch.float64),
+    ...                  torch.tensor([True, False]))
+    >>> [float(s["trust_scale"]) for s in states]
+    [0.5, 1.0]
+    """
+    kept = [s["trust_scale"] for s in states]
+    torch._foreach_copy_(kept, list(torch.where(active, scale, torch.stack(kept)).unbind()))

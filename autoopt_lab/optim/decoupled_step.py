@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import curvature as C
 from . import decoupled as DC
 from . import gamma as G
 from .batch import Batch
@@ -73,9 +74,7 @@ def _trust_scale(b: Batch, update: Tensor, factor: Tensor, active: Tensor) -> Te
                            b.group["trust_ratio"])
     norm = sq_norms(segments(update, b.sizes)).sqrt() * factor
     scale = torch.where(norm > limit, limit / norm.clamp_min(1e-300), torch.ones_like(norm))
-    old_scale = torch.stack([s["trust_scale"] for s in states])
-    torch._foreach_copy_([s["trust_scale"] for s in states],
-                         list(torch.where(active, scale, old_scale).unbind()))
+    C.keep_trust_scale(states, scale, active)
     return scale
 
 

@@ -111,10 +111,7 @@ def apply_in_place(
         _scale_(update, scale, sizes, limited)
         if update is not ghat:
             _scale_(ghat, scale, sizes, limited)
-        old = torch.stack([s["trust_scale"] for s in states])
-        torch._foreach_copy_(
-            [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
-        )
+        C.keep_trust_scale(states, scale, active)
         factor = scale
     lr = group.get("lr", 1.0)
     if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it

@@ -72,10 +72,7 @@ def apply_batch(b: Batch, ok: Tensor, *, secant: bool = False) -> None:
     if group["trust_ratio"] > 0:  # ||step|| <= trust_ratio ||w|| per tensor
         scale = C.trust_scale(update, [p.detach() for p in params], sizes, group["trust_ratio"])
         update, ghat = mul_segments_(update, scale, sizes), mul_segments_(ghat, scale, sizes)
-        old = torch.stack([s["trust_scale"] for s in states])
-        torch._foreach_copy_(
-            [s["trust_scale"] for s in states], list(torch.where(active, scale, old).unbind())
-        )
+        C.keep_trust_scale(states, scale, active)
         factor = scale
     lr = group.get("lr", 1.0)
     if lr != 1.0:  # a multiplier on the adapted step: schedulers compose with it
