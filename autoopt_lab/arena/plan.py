@@ -90,8 +90,8 @@ def _single(text: str) -> Contender:
 @dataclass(frozen=True)
 class ArenaPlan:
     """The arena's runs. ``peers=None`` means every installed tuning-free peer, ``tuned=None``
-    every registered tuned optimizer's grid (``()``: none, to add contenders to a table whose
-    grids were run before)."""
+    every registered tuned optimizer's grid (``()``: none, to run only the other contenders,
+    e.g. a new variant to compare with a table run before)."""
 
     name: str = "full"
     description: str = ""

@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma list of tuning-free peers, or 'none'; default: every installed "
                    "one (" + ", ".join(registry.names("peer")) + ")")
     p.add_argument("--tuned", default=None,
-                   help="comma list of tuned grids, or 'none' (to add contenders beside grids "
-                   "run before); default: every one (" + ", ".join(registry.names("tuned")) + ")")
+                   help="comma list of tuned grids, or 'none' (run only the other contenders, "
+                   "e.g. a new variant to compare with a table run before); default: every one (" + ", ".join(registry.names("tuned")) + ")")
     p.add_argument("--extra", default=None, help="more contenders, as spec strings")
     p.add_argument("--store", default=None, help="SQLite results file (default OUT/arena.sqlite)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
